@@ -1,0 +1,61 @@
+"""FastAPI dependencies: the unit of work per request, the clock, the current agent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import service as auth_service
+from app.auth.errors import InvalidToken
+from app.config import Settings
+from app.errors import ServiceUnavailable
+from app.store.db import Database
+from app.store.models import Agent
+
+_bearer = HTTPBearer(auto_error=False, description="An agent session token from /api/v1/auth/login")
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_now(request: Request) -> datetime:
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
+
+
+async def get_session(db: Annotated[Database, Depends(get_db)]) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: committed when the handler returns, rolled back if it
+    raises."""
+    try:
+        async with db.write() as session:
+            yield session
+    except (OperationalError, DBAPIError, OSError) as exc:
+        raise ServiceUnavailable("The database cannot be reached; try again shortly.") from exc
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+NowDep = Annotated[datetime, Depends(get_now)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def get_current_agent(session: SessionDep, credentials: BearerDep, now: NowDep) -> Agent:
+    if credentials is None:
+        raise InvalidToken("Send an agent session token as `Authorization: Bearer <token>`.")
+    return await auth_service.authenticate_agent(session, token=credentials.credentials, now=now)
+
+
+CurrentAgent = Annotated[Agent, Depends(get_current_agent)]

@@ -1,0 +1,82 @@
+"""`/api/v1/visitor/sessions`: a visitor token for the widget (docs/api.md#visitor-sessions)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, EmailStr, Field
+
+from app.api.deps import NowDep, SessionDep
+from app.api.errors import responses
+from app.auth import service as auth_service
+from app.chat import repository as chat_repository
+
+router = APIRouter(prefix="/visitor", tags=["visitors"])
+
+
+class VisitorSessionRequest(BaseModel):
+    token: Annotated[
+        str | None,
+        Field(max_length=256, description="A token held from before: resume that visitor."),
+    ] = None
+    name: Annotated[str | None, Field(max_length=128, examples=["Ada"])] = None
+    email: EmailStr | None = Field(default=None, examples=["ada@example.com"])
+    attributes: Annotated[
+        dict[str, str | int | float | bool | None],
+        Field(max_length=50, description="Free-form facts about the visitor (plan, locale…)."),
+    ] = Field(default_factory=dict)
+
+
+class OpenConversation(BaseModel):
+    id: uuid.UUID
+    state: str
+    last_seq: int
+
+
+class VisitorSessionResponse(BaseModel):
+    visitor_id: uuid.UUID
+    token: str = Field(
+        description="Send it in the hello of /ws/v1/visitor; keep it to resume later."
+    )
+    conversation: OpenConversation | None = Field(
+        description="The visitor's open conversation, if any."
+    )
+
+
+@router.post(
+    "/sessions",
+    summary="Start or resume a visitor session",
+    description="Without `token`, creates a visitor and returns a new token (201). With the token "
+    "of an earlier session, resumes that visitor (200) and returns their open conversation.",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": VisitorSessionResponse, "description": "Resumed"},
+        **responses(401, 422, 503),
+    },
+)
+async def start_session(
+    body: VisitorSessionRequest, session: SessionDep, now: NowDep, response: Response
+) -> VisitorSessionResponse:
+    attributes: dict[str, Any] = dict(body.attributes)
+    started = await auth_service.start_visitor_session(
+        session,
+        token=body.token,
+        name=body.name,
+        email=None if body.email is None else str(body.email),
+        attributes=attributes,
+        now=now,
+    )
+    if not started.created:
+        response.status_code = status.HTTP_200_OK
+    conversation = await chat_repository.open_of_visitor(session, started.visitor.id, lock=False)
+    return VisitorSessionResponse(
+        visitor_id=started.visitor.id,
+        token=started.token,
+        conversation=None
+        if conversation is None
+        else OpenConversation(
+            id=conversation.id, state=conversation.state.value, last_seq=conversation.last_seq
+        ),
+    )

@@ -1,0 +1,17 @@
+"""Conversation errors a client may see (codes listed in docs/protocol.md#errors)."""
+
+from __future__ import annotations
+
+from app.errors import Conflict, Forbidden, NotFound
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation_not_found"
+
+
+class NotParticipant(Forbidden):
+    code = "not_participant"
+
+
+class ConversationClosed(Conflict):
+    code = "conversation_closed"

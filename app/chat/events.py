@@ -1,0 +1,69 @@
+"""The shape of a stored conversation event, as plain data, and its wire form.
+
+Kinds (docs/protocol.md#event-kinds): `conversation.opened`, `message`, `conversation.queued`,
+`conversation.assigned`, `agent.joined`, `agent.left`, `conversation.closed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from app.store.models import ConversationEvent, SenderType, Visibility
+
+OPENED = "conversation.opened"
+MESSAGE = "message"
+QUEUED = "conversation.queued"
+ASSIGNED = "conversation.assigned"
+AGENT_JOINED = "agent.joined"
+AGENT_LEFT = "agent.left"
+CLOSED = "conversation.closed"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    conversation_id: UUID
+    seq: int
+    kind: str
+    sender_type: SenderType
+    sender_id: UUID | None
+    sender_name: str | None
+    client_msg_id: str | None
+    visibility: Visibility
+    body: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ConversationEvent) -> StoredEvent:
+        return cls(
+            conversation_id=row.conversation_id,
+            seq=row.seq,
+            kind=row.kind,
+            sender_type=row.sender_type,
+            sender_id=row.sender_id,
+            sender_name=row.sender_name,
+            client_msg_id=row.client_msg_id,
+            visibility=row.visibility,
+            body=dict(row.body),
+            created_at=row.created_at,
+        )
+
+    def wire(self) -> dict[str, Any]:
+        """The `event` frame every participant receives (docs/protocol.md#event)."""
+        return {
+            "type": "event",
+            "conversation_id": str(self.conversation_id),
+            "seq": self.seq,
+            "kind": self.kind,
+            "sender": {
+                "type": self.sender_type.value,
+                "id": None if self.sender_id is None else str(self.sender_id),
+                "name": self.sender_name,
+            },
+            "client_msg_id": self.client_msg_id,
+            "visibility": self.visibility.value,
+            "body": self.body,
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+        }

@@ -1,0 +1,115 @@
+"""Conversation queries: locked loads for units of work, log reads for replay."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chat import events as kinds
+from app.store.models import (
+    Agent,
+    Conversation,
+    ConversationEvent,
+    ConversationState,
+    SenderType,
+    Visibility,
+    Visitor,
+)
+
+
+async def get_for_update(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation | None:
+    """The conversation, its row locked until the unit of work ends (it serialises `seq`)."""
+    return await session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+    )
+
+
+async def get(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation | None:
+    return await session.get(Conversation, conversation_id)
+
+
+async def open_of_visitor(
+    session: AsyncSession, visitor_id: uuid.UUID, *, lock: bool
+) -> Conversation | None:
+    query = select(Conversation).where(
+        Conversation.visitor_id == visitor_id, Conversation.state != ConversationState.CLOSED
+    )
+    if lock:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def assigned_to(
+    session: AsyncSession, agent_id: uuid.UUID, *, lock: bool
+) -> list[Conversation]:
+    query = (
+        select(Conversation)
+        .where(Conversation.agent_id == agent_id, Conversation.state == ConversationState.ASSIGNED)
+        .order_by(Conversation.assigned_at, Conversation.id)
+    )
+    if lock:
+        query = query.with_for_update()
+    return list((await session.scalars(query)).all())
+
+
+async def find_by_client_msg_id(
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    sender_type: SenderType,
+    sender_id: uuid.UUID,
+    client_msg_id: str,
+) -> ConversationEvent | None:
+    return await session.scalar(
+        select(ConversationEvent).where(
+            ConversationEvent.conversation_id == conversation_id,
+            ConversationEvent.sender_type == sender_type,
+            ConversationEvent.sender_id == sender_id,
+            ConversationEvent.client_msg_id == client_msg_id,
+        )
+    )
+
+
+async def agent_has_joined(
+    session: AsyncSession, conversation_id: uuid.UUID, agent_id: uuid.UUID
+) -> bool:
+    """Whether the agent ever held the conversation (their `agent.joined` is in its log)."""
+    found = await session.scalar(
+        select(ConversationEvent.id)
+        .where(
+            ConversationEvent.conversation_id == conversation_id,
+            ConversationEvent.kind == kinds.AGENT_JOINED,
+            ConversationEvent.sender_id == agent_id,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def events_between(
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    *,
+    after_seq: int,
+    up_to_seq: int | None = None,
+    include_internal: bool,
+    limit: int,
+) -> Sequence[ConversationEvent]:
+    query = select(ConversationEvent).where(
+        ConversationEvent.conversation_id == conversation_id, ConversationEvent.seq > after_seq
+    )
+    if up_to_seq is not None:
+        query = query.where(ConversationEvent.seq <= up_to_seq)
+    if not include_internal:
+        query = query.where(ConversationEvent.visibility == Visibility.ALL)
+    return (await session.scalars(query.order_by(ConversationEvent.seq).limit(limit))).all()
+
+
+async def names(
+    session: AsyncSession, *, visitor_id: uuid.UUID, agent_id: uuid.UUID | None
+) -> tuple[Visitor | None, Agent | None]:
+    visitor = await session.get(Visitor, visitor_id)
+    agent = None if agent_id is None else await session.get(Agent, agent_id)
+    return visitor, agent

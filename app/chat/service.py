@@ -1,0 +1,403 @@
+"""Conversation lifecycle: open, message, assign, close, read. The one place that writes events.
+
+Every function runs inside the caller's unit of work, flushes, and never commits. It returns an
+`Outcome`: the events it stored and the bus notices to publish **after** the commit, so that
+nothing is delivered that is not stored first (docs/architecture.md#data-flow-of-one-message).
+Must not import FastAPI, Starlette or the bus.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chat import events as kinds
+from app.chat import repository
+from app.chat.errors import ConversationClosed, ConversationNotFound, NotParticipant
+from app.chat.events import StoredEvent
+from app.routing import repository as routing_repository
+from app.routing import service as routing_service
+from app.store.models import (
+    Agent,
+    Conversation,
+    ConversationEvent,
+    ConversationState,
+    SenderType,
+    Visibility,
+)
+
+# How many queued conversations one routing pass considers. A pass runs after every event that
+# can free or add capacity, and on a timer, so a bounded pass keeps each transaction short.
+ROUTING_BATCH = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting: a visitor or an agent (system actions have no actor)."""
+
+    kind: SenderType
+    id: uuid.UUID
+    name: str | None
+
+    @property
+    def is_agent(self) -> bool:
+        return self.kind is SenderType.AGENT
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    conversation_id: uuid.UUID
+    seq: int
+    client_msg_id: str
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a unit of work stored, and what to announce once it is committed."""
+
+    events: list[StoredEvent] = field(default_factory=list)
+    # (channel, payload) pairs that are not conversation events: "join this conversation".
+    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    ack: Ack | None = None
+    conversation_id: uuid.UUID | None = None
+
+    def merge(self, other: Outcome) -> None:
+        self.events.extend(other.events)
+        self.notices.extend(other.notices)
+
+
+def join_notice(conversation_id: uuid.UUID) -> dict[str, Any]:
+    return {"t": "join", "conversation_id": str(conversation_id)}
+
+
+def _append(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    kind: str,
+    now: datetime,
+    body: dict[str, Any],
+    sender_type: SenderType = SenderType.SYSTEM,
+    sender_id: uuid.UUID | None = None,
+    sender_name: str | None = None,
+    client_msg_id: str | None = None,
+    visibility: Visibility = Visibility.ALL,
+) -> StoredEvent:
+    """Append one event. The caller holds the conversation's row, so `seq` stays dense."""
+    conversation.last_seq += 1
+    row = ConversationEvent(
+        conversation_id=conversation.id,
+        seq=conversation.last_seq,
+        kind=kind,
+        sender_type=sender_type,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        client_msg_id=client_msg_id,
+        visibility=visibility,
+        body=body,
+        created_at=now,
+    )
+    session.add(row)
+    return StoredEvent.of(row)
+
+
+def _agent_ref(agent: Agent) -> dict[str, Any]:
+    return {"id": str(agent.id), "name": agent.name, "avatar_url": agent.avatar_url}
+
+
+async def _load_owned(
+    session: AsyncSession, actor: Actor, conversation_id: uuid.UUID
+) -> Conversation:
+    """The conversation, locked, if `actor` may write to it now.
+
+    Raises:
+        ConversationNotFound, NotParticipant, ConversationClosed.
+    """
+    conversation = await repository.get_for_update(session, conversation_id)
+    if conversation is None:
+        raise ConversationNotFound("No such conversation.", conversation_id=str(conversation_id))
+    if actor.kind is SenderType.VISITOR:
+        if conversation.visitor_id != actor.id:
+            # Same answer as for a conversation that does not exist: ids are not probeable.
+            raise ConversationNotFound(
+                "No such conversation.", conversation_id=str(conversation_id)
+            )
+    elif conversation.agent_id != actor.id or conversation.state is not ConversationState.ASSIGNED:
+        if conversation.state is ConversationState.CLOSED and conversation.agent_id == actor.id:
+            raise ConversationClosed(
+                "This conversation is closed.", conversation_id=str(conversation_id)
+            )
+        raise NotParticipant(
+            "You are not assigned to this conversation.", conversation_id=str(conversation_id)
+        )
+    if conversation.state is ConversationState.CLOSED:
+        raise ConversationClosed(
+            "This conversation is closed.", conversation_id=str(conversation_id)
+        )
+    return conversation
+
+
+async def send_message(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    conversation_id: uuid.UUID | None,
+    client_msg_id: str,
+    text: str,
+    now: datetime,
+    skill_id: int | None = None,
+    page_url: str | None = None,
+) -> Outcome:
+    """Store a message. A visitor's first message opens a conversation and queues it.
+
+    Resending the same `client_msg_id` stores nothing and acks the first `seq`. An agent must
+    name the conversation and hold it; a visitor may omit it to mean their open one.
+
+    Raises:
+        ConversationNotFound, NotParticipant, ConversationClosed.
+    """
+    outcome = Outcome()
+    opened = False
+    conversation: Conversation | None
+    if conversation_id is not None:
+        conversation = await _load_owned(session, actor, conversation_id)
+    elif actor.kind is SenderType.VISITOR:
+        conversation = await repository.open_of_visitor(session, actor.id, lock=True)
+    else:
+        raise NotParticipant("An agent's message must name its conversation_id.")
+
+    if conversation is not None:
+        earlier = await repository.find_by_client_msg_id(
+            session, conversation.id, actor.kind, actor.id, client_msg_id
+        )
+        if earlier is not None:
+            outcome.ack = Ack(conversation.id, earlier.seq, client_msg_id, duplicate=True)
+            outcome.conversation_id = conversation.id
+            return outcome
+    else:
+        conversation = Conversation(
+            id=uuid.uuid4(),
+            visitor_id=actor.id,
+            state=ConversationState.QUEUED,
+            skill_id=skill_id,
+            priority=0,
+            page_url=page_url,
+            last_seq=0,
+            visitor_read_seq=0,
+            agent_read_seq=0,
+            assignment_epoch=0,
+            created_at=now,
+            queued_at=now,
+        )
+        session.add(conversation)
+        opened = True
+        # The partial unique index on (visitor_id) WHERE state <> 'closed' fails this flush if
+        # another tab of the same visitor opened one meanwhile; the frame handler retries.
+        await session.flush()
+        outcome.events.append(
+            _append(
+                session,
+                conversation,
+                kind=kinds.OPENED,
+                now=now,
+                body={"visitor": {"id": str(actor.id), "name": actor.name}, "page_url": page_url},
+            )
+        )
+        outcome.notices.append((f"visitor:{actor.id}", join_notice(conversation.id)))
+
+    message = _append(
+        session,
+        conversation,
+        kind=kinds.MESSAGE,
+        now=now,
+        body={"text": text},
+        sender_type=actor.kind,
+        sender_id=actor.id,
+        sender_name=actor.name,
+        client_msg_id=client_msg_id,
+    )
+    outcome.events.append(message)
+    outcome.ack = Ack(conversation.id, message.seq, client_msg_id, duplicate=False)
+    outcome.conversation_id = conversation.id
+    if opened:
+        outcome.events.append(
+            _append(session, conversation, kind=kinds.QUEUED, now=now, body={"reason": "new"})
+        )
+        outcome.merge(await _try_assign(session, conversation, now=now))
+    await session.flush()
+    return outcome
+
+
+async def _try_assign(
+    session: AsyncSession, conversation: Conversation, *, now: datetime
+) -> Outcome:
+    """Give a queued, locked conversation to the best free agent, if there is one."""
+    outcome = Outcome()
+    claim = await routing_service.claim_agent(session, conversation, now=now)
+    if claim is None:
+        return outcome
+    agent = claim.agent
+    conversation.state = ConversationState.ASSIGNED
+    conversation.agent_id = agent.id
+    conversation.assigned_at = now
+    conversation.assignment_epoch += 1
+    agent.last_assigned_at = now
+    ref = _agent_ref(agent)
+    outcome.events.append(
+        _append(
+            session,
+            conversation,
+            kind=kinds.ASSIGNED,
+            now=now,
+            body={"agent": ref, "epoch": conversation.assignment_epoch},
+        )
+    )
+    outcome.events.append(
+        _append(
+            session,
+            conversation,
+            kind=kinds.AGENT_JOINED,
+            now=now,
+            body={"agent": ref},
+            sender_type=SenderType.SYSTEM,
+            sender_id=agent.id,
+            sender_name=agent.name,
+        )
+    )
+    outcome.notices.append((f"agent:{agent.id}", join_notice(conversation.id)))
+    return outcome
+
+
+async def assign_waiting(
+    session: AsyncSession, *, now: datetime, limit: int = ROUTING_BATCH
+) -> Outcome:
+    """One routing pass over the queue: assign what can be assigned, in queue order."""
+    outcome = Outcome()
+    for conversation in await routing_repository.lock_queued(session, limit=limit):
+        outcome.merge(await _try_assign(session, conversation, now=now))
+    await session.flush()
+    return outcome
+
+
+async def close(
+    session: AsyncSession, *, actor: Actor | None, conversation_id: uuid.UUID, now: datetime
+) -> Outcome:
+    """Close a conversation (by its visitor, its agent, or the system when `actor` is None).
+
+    Raises:
+        ConversationNotFound, NotParticipant, ConversationClosed.
+    """
+    if actor is None:
+        conversation = await repository.get_for_update(session, conversation_id)
+        if conversation is None:
+            raise ConversationNotFound("No such conversation.")
+        if conversation.state is ConversationState.CLOSED:
+            raise ConversationClosed("This conversation is closed.")
+    else:
+        conversation = await _load_owned(session, actor, conversation_id)
+    by = SenderType.SYSTEM if actor is None else actor.kind
+    conversation.state = ConversationState.CLOSED
+    conversation.closed_at = now
+    conversation.closed_by = by
+    outcome = Outcome(conversation_id=conversation.id)
+    outcome.events.append(
+        _append(
+            session,
+            conversation,
+            kind=kinds.CLOSED,
+            now=now,
+            body={"by": by.value},
+            sender_type=by,
+            sender_id=None if actor is None else actor.id,
+            sender_name=None if actor is None else actor.name,
+        )
+    )
+    await session.flush()
+    # The agent's capacity is free again: route what waits.
+    outcome.merge(await assign_waiting(session, now=now))
+    return outcome
+
+
+async def mark_read(
+    session: AsyncSession, *, actor: Actor, conversation_id: uuid.UUID, seq: int
+) -> tuple[uuid.UUID, int] | None:
+    """Move the actor's read marker forward to `seq` (clamped to the log's end).
+
+    Returns the conversation and new marker, or None when it did not move (already read).
+
+    Raises:
+        ConversationNotFound, NotParticipant, ConversationClosed.
+    """
+    conversation = await _load_owned(session, actor, conversation_id)
+    seq = min(seq, conversation.last_seq)
+    if actor.kind is SenderType.VISITOR:
+        if seq <= conversation.visitor_read_seq:
+            return None
+        conversation.visitor_read_seq = seq
+    else:
+        if seq <= conversation.agent_read_seq:
+            return None
+        conversation.agent_read_seq = seq
+    await session.flush()
+    return conversation.id, seq
+
+
+async def may_read(session: AsyncSession, *, actor: Actor, conversation: Conversation) -> bool:
+    """Whether `actor` may replay this conversation's log: its visitor, or an agent who held it."""
+    if actor.kind is SenderType.VISITOR:
+        return conversation.visitor_id == actor.id
+    if conversation.agent_id == actor.id:
+        return True
+    return await repository.agent_has_joined(session, conversation.id, actor.id)
+
+
+def is_live_for(actor: Actor, conversation: Conversation) -> bool:
+    """Whether `actor` should keep receiving this conversation's events as they happen."""
+    if conversation.state is ConversationState.CLOSED:
+        return False
+    if actor.kind is SenderType.VISITOR:
+        return conversation.visitor_id == actor.id
+    return conversation.agent_id == actor.id and conversation.state is ConversationState.ASSIGNED
+
+
+async def requeue_agent_chats(
+    session: AsyncSession, *, agent_id: uuid.UUID, reason: str, now: datetime
+) -> Outcome:
+    """Take every chat away from an agent and put it back at the front of the queue.
+
+    "Front" means the chat keeps its original `queued_at`, so it sorts before everyone who
+    arrived after it; its history stays intact.
+    """
+    outcome = Outcome()
+    agent = await session.get(Agent, agent_id)
+    for conversation in await repository.assigned_to(session, agent_id, lock=True):
+        conversation.state = ConversationState.QUEUED
+        conversation.agent_id = None
+        outcome.events.append(
+            _append(
+                session,
+                conversation,
+                kind=kinds.AGENT_LEFT,
+                now=now,
+                body={
+                    "agent": _agent_ref(agent) if agent else {"id": str(agent_id)},
+                    "reason": reason,
+                },
+                sender_id=agent_id,
+                sender_name=agent.name if agent else None,
+            )
+        )
+        outcome.events.append(
+            _append(session, conversation, kind=kinds.QUEUED, now=now, body={"reason": reason})
+        )
+    await session.flush()
+    return outcome
+
+
+def events_of(rows: list[ConversationEvent]) -> list[StoredEvent]:
+    return [StoredEvent.of(row) for row in rows]

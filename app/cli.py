@@ -1,0 +1,290 @@
+"""The `warmline` command: serve, migrate, create agents, load demo data.
+
+Reads the same `WARMLINE_*` settings as the server. Reference: docs/operations.md#cli.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from alembic import command
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.tokens import hash_password
+from app.config import Settings
+from app.store.db import Database, SchemaOutdated, alembic_config
+from app.store.models import Agent, AgentSkill, Role, Skill
+
+DEMO_PASSWORD = "warmline-demo"  # noqa: S105 - printed to the operator; demo refuses production
+DEMO_SKILLS = {
+    "general": "General questions",
+    "billing": "Billing",
+    "technical": "Technical support",
+}
+DEMO_AGENTS: tuple[tuple[str, str, Role, dict[str, int], int], ...] = (
+    ("Dana Reyes", "dana@demo.warmline.dev", Role.AGENT, {"billing": 5, "general": 3}, 4),
+    ("Sam Okafor", "sam@demo.warmline.dev", Role.AGENT, {"technical": 5, "general": 4}, 3),
+    (
+        "Lee Park",
+        "lee@demo.warmline.dev",
+        Role.SUPERVISOR,
+        {"billing": 3, "technical": 3, "general": 5},
+        2,
+    ),
+    ("Admin", "admin@demo.warmline.dev", Role.ADMIN, {}, 0),
+)
+MIN_PASSWORD_LENGTH = 10
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="warmline", description="Warmline live-chat server")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default=os.environ.get("WARMLINE_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("WARMLINE_PORT", "8000")))
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes on this host (needs Redis if > 1)"
+    )
+    serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--to", default="head", help="revision to upgrade to (default: head)")
+    migrate.add_argument("--downgrade", metavar="REV", help="downgrade to REV instead (e.g. base)")
+
+    agent = commands.add_parser("agent", help="manage agents").add_subparsers(
+        dest="action", required=True
+    )
+    create = agent.add_parser(
+        "create", help="create an agent (password from WARMLINE_AGENT_PASSWORD or a prompt)"
+    )
+    create.add_argument("--name", required=True)
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", choices=[r.value for r in Role], default=Role.AGENT.value)
+    create.add_argument(
+        "--skill",
+        action="append",
+        default=[],
+        metavar="SLUG[:LEVEL]",
+        help="a skill with proficiency 1-5 (default 3); repeatable; unknown skills are created",
+    )
+    create.add_argument("--capacity", type=int, default=4, help="max concurrent chats (default 4)")
+
+    commands.add_parser("demo", help="create demo skills and agents and print their logins")
+
+    args = parser.parse_args(argv)
+    settings = Settings()
+    try:
+        if args.command == "serve":
+            return _serve(settings, args)
+        if args.command == "migrate":
+            return _migrate(settings, args.to, args.downgrade)
+        if args.command == "agent":
+            return asyncio.run(_create_agent(settings, args))
+        return asyncio.run(_demo(settings))
+    except SchemaOutdated as exc:
+        print(f"warmline: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - only the serve command needs it
+
+    if args.workers > 1 and not settings.redis_url:
+        print(
+            "warmline: --workers > 1 needs WARMLINE_REDIS_URL: workers share events through Redis.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.workers > 1 and settings.is_sqlite:
+        print(
+            "warmline: --workers > 1 needs PostgreSQL (WARMLINE_DATABASE_URL=postgresql+asyncpg://…).",
+            file=sys.stderr,
+        )
+        return 2
+    if args.migrate:
+        _migrate(settings, "head", None)
+    else:
+        db = Database(settings.database_url)
+        try:
+            asyncio.run(_check(db))
+        except SchemaOutdated as exc:
+            print(f"warmline: {exc}", file=sys.stderr)
+            return 2
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        # The app enforces the exact frame limit with a clear reason; this is the hard stop.
+        ws_max_size=settings.max_frame_bytes * 4,
+        ws_per_message_deflate=False,  # compression costs tens of KB per socket
+        log_config=None,
+        proxy_headers=True,
+    )
+    return 0
+
+
+async def _check(db: Database) -> None:
+    try:
+        await db.check_schema()
+    finally:
+        await db.dispose()
+
+
+def _migrate(settings: Settings, to: str, downgrade: str | None) -> int:
+    cfg = alembic_config(settings.database_url)
+    if downgrade:
+        command.downgrade(cfg, downgrade)
+        print(f"warmline: database downgraded to {downgrade}")
+    else:
+        command.upgrade(cfg, to)
+        print(f"warmline: database migrated to {to}")
+    return 0
+
+
+async def _ensure_skill(session: AsyncSession, slug: str, name: str | None = None) -> Skill:
+    skill = await session.scalar(select(Skill).where(Skill.slug == slug))
+    if skill is None:
+        skill = Skill(
+            slug=slug, name=name or slug.replace("-", " ").title(), created_at=datetime.now(UTC)
+        )
+        session.add(skill)
+        await session.flush()
+    return skill
+
+
+def _parse_skill(spec: str) -> tuple[str, int]:
+    slug, _, level = spec.partition(":")
+    proficiency = int(level) if level else 3
+    if not slug or not 1 <= proficiency <= 5:  # noqa: PLR2004 - the proficiency scale
+        msg = f"bad --skill {spec!r}: use SLUG or SLUG:LEVEL with LEVEL 1-5"
+        raise SystemExit(msg)
+    return slug, proficiency
+
+
+async def _add_agent(
+    session: AsyncSession,
+    *,
+    name: str,
+    email: str,
+    role: Role,
+    skills: dict[str, int],
+    capacity: int,
+    password: str,
+) -> Agent:
+    agent = Agent(
+        name=name,
+        email=email.strip().lower(),
+        role=role,
+        password_hash=hash_password(password),
+        capacity=capacity,
+        created_at=datetime.now(UTC),
+    )
+    session.add(agent)
+    await session.flush()
+    for slug, level in skills.items():
+        skill = await _ensure_skill(session, slug, DEMO_SKILLS.get(slug))
+        session.add(AgentSkill(agent_id=agent.id, skill_id=skill.id, proficiency=level))
+    await session.flush()
+    return agent
+
+
+async def _create_agent(settings: Settings, args: argparse.Namespace) -> int:
+    skills = dict(_parse_skill(spec) for spec in args.skill)
+    if not 0 <= args.capacity <= 100:  # noqa: PLR2004 - the capacity constraint of the schema
+        print("warmline: --capacity must be between 0 and 100", file=sys.stderr)
+        return 2
+    password = os.environ.get("WARMLINE_AGENT_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            print(
+                "warmline: set WARMLINE_AGENT_PASSWORD or run in a terminal to be prompted",
+                file=sys.stderr,
+            )
+            return 2
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("warmline: the passwords differ", file=sys.stderr)
+            return 2
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(
+            f"warmline: the password needs at least {MIN_PASSWORD_LENGTH} characters",
+            file=sys.stderr,
+        )
+        return 2
+    db = Database(settings.database_url)
+    try:
+        await db.check_schema()
+        async with db.write() as session:
+            if await session.scalar(
+                select(Agent.id).where(Agent.email == args.email.strip().lower())
+            ):
+                print(f"warmline: an agent with email {args.email} exists already", file=sys.stderr)
+                return 1
+            agent = await _add_agent(
+                session,
+                name=args.name,
+                email=args.email,
+                role=Role(args.role),
+                skills=skills,
+                capacity=args.capacity,
+                password=password,
+            )
+        print(f"warmline: created {agent.role.value} {agent.name} <{agent.email}> id={agent.id}")
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def _demo(settings: Settings) -> int:
+    if settings.env == "production":
+        print("warmline: refusing to load demo data with WARMLINE_ENV=production", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        await db.check_schema()
+        async with db.write() as session:
+            for slug, name in DEMO_SKILLS.items():
+                await _ensure_skill(session, slug, name)
+            for name, email, role, skills, capacity in DEMO_AGENTS:
+                if await session.scalar(select(Agent.id).where(Agent.email == email)) is None:
+                    await _add_agent(
+                        session,
+                        name=name,
+                        email=email,
+                        role=role,
+                        skills=skills,
+                        capacity=capacity,
+                        password=DEMO_PASSWORD,
+                    )
+    finally:
+        await db.dispose()
+    host = os.environ.get("WARMLINE_HOST", "127.0.0.1")
+    port = os.environ.get("WARMLINE_PORT", "8000")
+    base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"  # noqa: S104
+    lines = [
+        "Warmline demo data is ready.",
+        "",
+        f"  API docs:      {base}/docs",
+        f"  Health:        {base}/readyz",
+        f"  Visitor WS:    {base.replace('http', 'ws')}/ws/v1/visitor",
+        f"  Agent WS:      {base.replace('http', 'ws')}/ws/v1/agent",
+        "",
+        f"  Logins (password for all: {DEMO_PASSWORD}):",
+    ]
+    lines += [f"    {role.value:<10} {name:<11} {email}" for name, email, role, _, _ in DEMO_AGENTS]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

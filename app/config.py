@@ -1,0 +1,74 @@
+"""Settings: one `Settings` object, read from `WARMLINE_*` environment variables.
+
+Built once by `create_app(settings)` or the CLI and handed down; domain cores never see it.
+Reference: docs/operations.md#configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the well-known default refused outside dev
+
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path('warmline.db').resolve()}"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of a Warmline process. Environment variables win over defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="WARMLINE_", env_file=None, extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "dev"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    secret_key: str = DEV_SECRET
+    # Origins (scheme://host[:port]) allowed to open WebSockets besides the server's own origin.
+    # "*" allows any origin. Comma-separated in the environment.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Seconds between server heartbeats. A socket that sends nothing for `heartbeat_timeout`
+    # seconds is considered dead; 10 s + 25 s keeps detection under the 30 s promised in
+    # docs/protocol.md while tolerating one lost heartbeat on a mobile network.
+    heartbeat_interval: float = Field(default=10.0, gt=0)
+    heartbeat_timeout: float = Field(default=25.0, gt=0)
+    # How long an agent whose every socket dropped keeps their chats before they are re-queued.
+    agent_grace_period: float = Field(default=60.0, ge=0)
+    # Largest WebSocket text frame accepted, in bytes (messages are chat text, not files).
+    max_frame_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_message_chars: int = Field(default=4000, ge=1)
+    # Frames buffered per socket before the server gives up on a slow client (close 1013).
+    outbox_size: int = Field(default=256, ge=8)
+    # Seconds a client has after connecting to send its `hello`.
+    hello_timeout: float = Field(default=10.0, gt=0)
+    agent_session_ttl_hours: int = Field(default=12, ge=1)
+    node_name: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _enforce_secrets(self) -> Settings:
+        if self.env == "production" and self.secret_key == DEV_SECRET:
+            msg = "WARMLINE_SECRET_KEY must be set to a non-default value in production"
+            raise ValueError(msg)
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            msg = "WARMLINE_HEARTBEAT_TIMEOUT must be longer than WARMLINE_HEARTBEAT_INTERVAL"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,106 @@
+"""`create_app(settings)`: the FastAPI application and its lifespan wiring.
+
+The lifespan opens the database (refusing to start on an outdated schema), starts the bus and
+the hub's background loops, and on shutdown closes every socket with 1001 so clients resume
+on another node. Must not hold business logic. Reference: docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app import __version__
+from app.api import errors as api_errors
+from app.api.v1 import auth as auth_api
+from app.api.v1 import visitors as visitors_api
+from app.bus.base import BusUnavailable, create_bus
+from app.config import Settings
+from app.logging import configure as configure_logging
+from app.realtime import endpoints as realtime_endpoints
+from app.realtime.hub import Hub
+from app.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application. Without `settings`, they are read from the environment."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url, process=f"warmline.{settings.node_name or 'serve'}")
+        try:
+            await db.check_schema()
+        except Exception:
+            await db.dispose()
+            raise
+        bus = create_bus(settings.redis_url)
+        await bus.start()
+        hub = Hub(settings=settings, db=db, bus=bus)
+        hub.start()
+        app.state.db = db
+        app.state.bus = bus
+        app.state.hub = hub
+        log.info(
+            "warmline node %s ready (database: %s, bus: %s)",
+            hub.node,
+            "sqlite" if db.is_sqlite else "postgresql",
+            "redis" if settings.redis_url else "in-process",
+        )
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await bus.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Warmline",
+        version=__version__,
+        summary="Live chat with skill-based routing and warm transfers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    api_errors.install(app)
+    app.include_router(auth_api.router, prefix="/api/v1")
+    app.include_router(visitors_api.router, prefix="/api/v1")
+    app.include_router(realtime_endpoints.router)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The database (and Redis, when configured) answer",
+        responses={503: {"description": "A dependency does not answer"}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        db: Database = request.app.state.db
+        try:
+            await db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        if settings.redis_url:
+            try:
+                await request.app.state.bus.ping()
+                checks["redis"] = "ok"
+            except BusUnavailable as exc:
+                checks["redis"] = f"unavailable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    return app

@@ -1,0 +1,707 @@
+"""One WebSocket session, visitor or agent: hello, frames in, events out, heartbeats.
+
+Owns the socket's bounded outbox and its per-conversation delivery cursor: every conversation
+event reaches the socket exactly once and in `seq` order, whatever the bus does, because the
+writer fills any gap from the store before sending and skips what it already sent. The reader
+never awaits the client's speed: a socket whose outbox overflows is closed with 1013 and
+resumes by `seq`. One unit of work per inbound frame. Spec: docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from app.auth import service as auth_service
+from app.bus.base import Listening, Payload
+from app.chat import events as kinds
+from app.chat import repository as chat_repository
+from app.chat import service as chat_service
+from app.chat.errors import ConversationNotFound
+from app.chat.events import StoredEvent
+from app.chat.service import Actor, Outcome
+from app.errors import WarmlineError
+from app.realtime import protocol as p
+from app.realtime.hub import Hub
+from app.routing import presence
+from app.store.models import AgentStatus, Conversation, SenderType, Skill
+
+log = logging.getLogger(__name__)
+
+Role = Literal["visitor", "agent"]
+# Events are read from the store in pages of this size when catching up.
+REPLAY_PAGE = 500
+# Seconds a close handshake may take before the socket is dropped.
+CLOSE_TIMEOUT = 2.0
+
+
+class _Closing(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Connection:
+    def __init__(self, hub: Hub, websocket: WebSocket, role: Role) -> None:
+        self.hub = hub
+        self.ws = websocket
+        self.role = role
+        self.settings = hub.settings
+        self.actor: Actor | None = None
+        self.outbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(
+            maxsize=self.settings.outbox_size
+        )
+        self.delivered: dict[uuid.UUID, int] = {}
+        self.live: dict[uuid.UUID, Listening] = {}
+        self.personal: Listening | None = None
+        self.presence_id: uuid.UUID | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
+        self._close_lock = asyncio.Lock()
+        self.include_internal = role == "agent"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            if not self._origin_allowed():
+                await self.ws.accept()
+                error = p.OriginNotAllowed(
+                    f"Origin {self.ws.headers.get('origin')!r} may not connect to this server."
+                )
+                await self._close_now(error.close_code or p.CLOSE_ORIGIN, error)
+                return
+            await self.ws.accept()
+            try:
+                await self._handshake()
+            except _Closing as closing:
+                await self._close_now(closing.code, closing.reason)
+                return
+            self.hub.connections.add(self)
+            self._writer = asyncio.create_task(self._write_loop(), name="realtime.writer")
+            await self._read_loop()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        self.hub.connections.discard(self)
+        self._closed.set()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        for task in tuple(self._background):
+            task.cancel()
+        for handle in tuple(self.live.values()):
+            with contextlib.suppress(Exception):
+                await handle.close()
+        self.live.clear()
+        if self.personal is not None:
+            with contextlib.suppress(Exception):
+                await self.personal.close()
+        if self.presence_id is not None:
+            connection_id = self.presence_id
+            self.presence_id = None
+
+            async def gone(session: AsyncSession) -> None:
+                await presence.disconnect(
+                    session, connection_id=connection_id, now=self.hub.clock()
+                )
+
+            with contextlib.suppress(Exception):
+                await self.hub.unit(gone)
+
+    async def shutdown(self) -> None:
+        """Close because the server is stopping; the client reconnects (to any node)."""
+        await self.close(p.CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")
+
+    async def close(self, code: int, reason: str) -> None:
+        async with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            if self._writer is not None and self._writer is not asyncio.current_task():
+                self._writer.cancel()
+            await self._close_socket(code, reason)
+
+    async def _close_now(self, code: int, error: WarmlineError | str) -> None:
+        reason = error if isinstance(error, str) else f"{error.code}: {error.message}"
+        if isinstance(error, WarmlineError):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.ws.send_text(p.encode(p.error_frame(error))), CLOSE_TIMEOUT
+                )
+        self._closed.set()
+        await self._close_socket(code, reason)
+
+    async def _close_socket(self, code: int, reason: str) -> None:
+        # RFC 6455 limits a close reason to 123 bytes.
+        reason_bytes = reason.encode()[:123]
+        with contextlib.suppress(Exception):
+            if self.ws.application_state is WebSocketState.CONNECTED:
+                await asyncio.wait_for(
+                    self.ws.close(code, reason_bytes.decode(errors="ignore")), CLOSE_TIMEOUT
+                )
+
+    def _origin_allowed(self) -> bool:
+        origin = self.ws.headers.get("origin")
+        if origin is None:
+            return True  # not a browser: origin checks protect browsers' users, tokens the rest
+        allowed = self.settings.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        host = self.ws.headers.get("host")
+        if host is None:
+            return False
+        scheme = "https" if self.ws.url.scheme in ("wss", "https") else "http"
+        return origin in (f"{scheme}://{host}", f"{'wss' if scheme == 'https' else 'ws'}://{host}")
+
+    # -- hello ----------------------------------------------------------------------------
+
+    async def _handshake(self) -> None:
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), self.settings.hello_timeout)
+        except TimeoutError:
+            raise _Closing(
+                p.CLOSE_HELLO_REQUIRED, "hello_required: no hello received in time"
+            ) from None
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        text = message.get("text")
+        if text is None:
+            raise _Closing(
+                p.CLOSE_HELLO_REQUIRED, "hello_required: first frame must be a text hello"
+            )
+        try:
+            frame = p.parse(text, max_bytes=self.settings.max_frame_bytes)
+        except WarmlineError as error:
+            if error.close_code is not None:
+                raise _Closing(error.close_code, f"{error.code}: {error.message}") from None
+            raise _Closing(p.CLOSE_HELLO_REQUIRED, f"hello_required: {error.message}") from None
+        if not isinstance(frame, p.Hello):
+            raise _Closing(p.CLOSE_HELLO_REQUIRED, "hello_required: the first frame must be hello")
+        try:
+            await self._authenticate(frame.token)
+        except WarmlineError as error:
+            raise _Closing(p.CLOSE_UNAUTHORIZED, f"{error.code}: {error.message}") from None
+        assert self.actor is not None  # noqa: S101 - set by _authenticate
+        structlog.contextvars.bind_contextvars(role=self.role, actor_id=str(self.actor.id))
+        await self._welcome(frame.resume)
+
+    async def _authenticate(self, token: str) -> None:
+        now = self.hub.clock()
+        if self.role == "visitor":
+
+            async def visitor(session: AsyncSession) -> Actor:
+                found = await auth_service.authenticate_visitor(session, token=token, now=now)
+                return Actor(SenderType.VISITOR, found.id, found.name)
+
+            self.actor = await self.hub.unit(visitor)
+            return
+
+        async def agent(session: AsyncSession) -> tuple[Actor, uuid.UUID]:
+            found = await auth_service.authenticate_agent(session, token=token, now=now)
+            connection_id = await presence.connect(
+                session, agent=found, node=self.hub.node, now=now
+            )
+            return Actor(SenderType.AGENT, found.id, found.name), connection_id
+
+        self.actor, self.presence_id = await self.hub.unit(agent)
+
+    async def _welcome(self, resume: dict[uuid.UUID, int]) -> None:
+        actor = self._actor()
+        # Subscribe first, then read: anything committed after the read arrives as a notice,
+        # anything before it is in the catch-up that follows (docs/protocol.md#resume).
+        self.personal = await self.hub.bus.listen(f"{self.role}:{actor.id}", self._on_personal)
+
+        async def snapshot(
+            session: AsyncSession,
+        ) -> tuple[list[Conversation], list[uuid.UUID], list[WarmlineError]]:
+            current: list[Conversation]
+            if actor.kind is SenderType.VISITOR:
+                open_one = await chat_repository.open_of_visitor(session, actor.id, lock=False)
+                current = [] if open_one is None else [open_one]
+            else:
+                current = await chat_repository.assigned_to(session, actor.id, lock=False)
+            seen = {c.id for c in current}
+            denied: list[WarmlineError] = []
+            replay_only: list[uuid.UUID] = []
+            for conversation_id in resume:
+                if conversation_id in seen:
+                    continue
+                conversation = await chat_repository.get(session, conversation_id)
+                if conversation is None or not await chat_service.may_read(
+                    session, actor=actor, conversation=conversation
+                ):
+                    denied.append(
+                        ConversationNotFound(
+                            "No such conversation.", conversation_id=str(conversation_id)
+                        )
+                    )
+                    continue
+                current.append(conversation)
+                seen.add(conversation.id)
+                if not chat_service.is_live_for(actor, conversation):
+                    replay_only.append(conversation.id)
+            return current, replay_only, denied
+
+        conversations, replay_only, denied = await self.hub.read(snapshot)
+        for conversation in conversations:
+            self.delivered[conversation.id] = resume.get(conversation.id, 0)
+            if conversation.id not in replay_only:
+                await self._listen(conversation.id)
+        summaries = await self.hub.read(lambda s: self._summaries(s, conversations))
+        await self.ws.send_text(
+            p.encode(
+                {
+                    "type": "welcome",
+                    "protocol": p.PROTOCOL_VERSION,
+                    "node": self.hub.node,
+                    "heartbeat_interval": self.settings.heartbeat_interval,
+                    "heartbeat_timeout": self.settings.heartbeat_timeout,
+                    "max_frame_bytes": self.settings.max_frame_bytes,
+                    "session": {"role": self.role, "id": str(actor.id), "name": actor.name},
+                    "conversations": summaries,
+                }
+            )
+        )
+        for error in denied:
+            await self.ws.send_text(p.encode(p.error_frame(error)))
+        for conversation in conversations:
+            self.outbox.put_nowait(("catchup", conversation.id))
+        if actor.kind is SenderType.AGENT:
+            await self._route_and_publish()
+
+    async def _summaries(
+        self, session: AsyncSession, conversations: list[Conversation]
+    ) -> list[dict[str, Any]]:
+        result = []
+        for conversation in conversations:
+            visitor, agent = await chat_repository.names(
+                session, visitor_id=conversation.visitor_id, agent_id=conversation.agent_id
+            )
+            result.append(
+                {
+                    "id": str(conversation.id),
+                    "state": conversation.state.value,
+                    "last_seq": conversation.last_seq,
+                    "visitor_read_seq": conversation.visitor_read_seq,
+                    "agent_read_seq": conversation.agent_read_seq,
+                    "visitor": None
+                    if visitor is None
+                    else {"id": str(visitor.id), "name": visitor.name},
+                    "agent": None
+                    if agent is None
+                    else {"id": str(agent.id), "name": agent.name, "avatar_url": agent.avatar_url},
+                    "created_at": _iso(conversation.created_at),
+                    "closed_at": None
+                    if conversation.closed_at is None
+                    else _iso(conversation.closed_at),
+                }
+            )
+        return result
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    async def _listen(self, conversation_id: uuid.UUID) -> None:
+        if conversation_id in self.live:
+            return
+        self.live[conversation_id] = await self.hub.bus.listen(
+            f"conv:{conversation_id}", self._on_conversation
+        )
+
+    async def _unlisten(self, conversation_id: uuid.UUID) -> None:
+        handle = self.live.pop(conversation_id, None)
+        if handle is not None:
+            await handle.close()
+
+    async def follow(self, conversation_id: uuid.UUID) -> None:
+        """Start receiving a conversation this socket just became part of, from its start."""
+        if conversation_id in self.live:
+            return
+        await self._listen(conversation_id)
+        self.delivered.setdefault(conversation_id, 0)
+        self._enqueue(("catchup", conversation_id))
+
+    def catch_up_all(self) -> None:
+        """Re-read every followed conversation from the store (after a bus outage)."""
+        for conversation_id in tuple(self.live):
+            self._enqueue(("catchup", conversation_id))
+
+    def _on_personal(self, _channel: str, payload: Payload) -> None:
+        if payload.get("t") == "join":
+            conversation_id = uuid.UUID(payload["conversation_id"])
+            self._spawn(self.follow(conversation_id))
+
+    def _on_conversation(self, channel: str, payload: Payload) -> None:
+        kind = payload.get("t")
+        actor = self._actor()
+        if kind == "event":
+            self._enqueue(("event", payload["event"]))
+        elif kind == "typing":
+            sender = payload["sender"]
+            if not (sender["type"] == actor.kind.value and sender["id"] == str(actor.id)):
+                self._enqueue(
+                    ("frame", {"type": "typing", **{k: v for k, v in payload.items() if k != "t"}})
+                )
+        elif kind == "read":
+            self._enqueue(
+                ("frame", {"type": "read", **{k: v for k, v in payload.items() if k != "t"}})
+            )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+
+    def _enqueue(self, item: tuple[Any, ...]) -> None:
+        if self._closed.is_set():
+            return
+        try:
+            self.outbox.put_nowait(item)
+        except asyncio.QueueFull:
+            log.warning("outbox overflow: closing a slow client with 1013")
+            self._spawn(
+                self.close(
+                    p.CLOSE_TRY_AGAIN, "slow_consumer: outbox overflow; reconnect and resume"
+                )
+            )
+
+    # -- writer -----------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        interval = self.settings.heartbeat_interval
+        try:
+            while True:
+                # Jitter keeps thousands of sockets from pinging in lockstep.
+                timeout = interval * random.uniform(0.9, 1.0)  # noqa: S311 - not crypto
+                try:
+                    item = await asyncio.wait_for(self.outbox.get(), timeout)
+                except TimeoutError:
+                    await self._send({"type": "ping"})
+                    continue
+                await self._deliver(item)
+        except asyncio.CancelledError:
+            raise
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self._closed.set()
+        except Exception:
+            log.exception("socket writer failed")
+            await self.close(p.CLOSE_INTERNAL, "internal_error")
+
+    async def _deliver(self, item: tuple[Any, ...]) -> None:
+        match item:
+            case ("frame", frame):
+                await self._send(frame)
+            case ("catchup", conversation_id):
+                await self._catch_up(conversation_id, up_to=None)
+            case ("rewind", conversation_id, seq):
+                self.delivered[conversation_id] = seq
+                await self._catch_up(conversation_id, up_to=None)
+            case ("event", wire):
+                conversation_id = uuid.UUID(wire["conversation_id"])
+                if conversation_id not in self.delivered:
+                    return  # not (or no longer) a conversation of this socket
+                seq = wire["seq"]
+                done = self.delivered[conversation_id]
+                if seq <= done:
+                    return  # already sent, by a catch-up or an earlier notice
+                if seq > done + 1:
+                    await self._catch_up(conversation_id, up_to=seq - 1)
+                if wire["visibility"] == "all" or self.include_internal:
+                    await self._send(wire)
+                self.delivered[conversation_id] = seq
+                await self._after_event(conversation_id, wire)
+
+    async def _catch_up(self, conversation_id: uuid.UUID, *, up_to: int | None) -> None:
+        while True:
+            after = self.delivered.get(conversation_id)
+            if after is None or (up_to is not None and after >= up_to):
+                return
+
+            async def page(session: AsyncSession, after: int = after) -> list[dict[str, Any]]:
+                rows = await chat_repository.events_between(
+                    session,
+                    conversation_id,
+                    after_seq=after,
+                    up_to_seq=up_to,
+                    include_internal=True,
+                    limit=REPLAY_PAGE,
+                )
+                return [StoredEvent.of(row).wire() for row in rows]
+
+            events = await self.hub.read(page)
+            for wire in events:
+                if wire["visibility"] == "all" or self.include_internal:
+                    await self._send(wire)
+                self.delivered[conversation_id] = wire["seq"]
+                await self._after_event(conversation_id, wire)
+                if conversation_id not in self.delivered:
+                    return
+            if len(events) < REPLAY_PAGE:
+                return
+
+    async def _after_event(self, conversation_id: uuid.UUID, wire: dict[str, Any]) -> None:
+        """Stop following a conversation this socket is no longer part of."""
+        actor = self._actor()
+        kind = wire["kind"]
+        gone = kind == kinds.CLOSED or (
+            kind == kinds.AGENT_LEFT and actor.is_agent and wire["sender"]["id"] == str(actor.id)
+        )
+        if gone:
+            await self._unlisten(conversation_id)
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send_text(p.encode(frame))
+
+    # -- reader -----------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                message = await asyncio.wait_for(self.ws.receive(), self.settings.heartbeat_timeout)
+            except TimeoutError:
+                await self.close(
+                    p.CLOSE_HEARTBEAT, "heartbeat_timeout: no frame from the client in time"
+                )
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self._reply_error(p.InvalidFrame("Binary frames are not part of the protocol."))
+                continue
+            try:
+                frame = p.parse(text, max_bytes=self.settings.max_frame_bytes)
+            except WarmlineError as error:
+                if error.close_code is not None:
+                    self._reply_error(error)
+                    await self._drain_then_close(error.close_code, f"{error.code}: {error.message}")
+                    return
+                self._reply_error(error)
+                continue
+            ref = getattr(frame, "client_msg_id", None)
+            try:
+                await self._handle(frame)
+            except WarmlineError as error:
+                self._reply_error(error, ref=ref)
+            except Exception:
+                log.exception("frame handler failed")
+                self._reply_error(
+                    _Internal("Something went wrong on the server; try again."), ref=ref
+                )
+
+    async def _drain_then_close(self, code: int, reason: str) -> None:
+        # Give the writer a moment to send the error frame before the close.
+        for _ in range(20):
+            if self.outbox.empty():
+                break
+            await asyncio.sleep(0.01)
+        await self.close(code, reason)
+
+    def _reply_error(self, error: WarmlineError, *, ref: str | None = None) -> None:
+        self._enqueue(("frame", p.error_frame(error, ref=ref)))
+
+    def _actor(self) -> Actor:
+        assert self.actor is not None  # noqa: S101 - only called after the hello
+        return self.actor
+
+    async def _handle(self, frame: p.ClientFrame) -> None:
+        match frame:
+            case p.SendMessage():
+                await self._on_message(frame)
+            case p.Typing():
+                await self._on_typing(frame)
+            case p.Read():
+                await self._on_read(frame)
+            case p.Close():
+                await self._on_close(frame)
+            case p.Status():
+                await self._on_status(frame)
+            case p.Resume():
+                await self._on_resume(frame.conversations)
+            case p.Ping():
+                self._enqueue(("frame", {"type": "pong"}))
+            case p.Pong():
+                pass
+            case p.Hello():
+                raise p.InvalidFrame("hello was already received on this socket.")
+
+    async def _on_message(self, frame: p.SendMessage) -> None:
+        actor = self._actor()
+        if len(frame.text) > self.settings.max_message_chars:
+            limit = self.settings.max_message_chars
+            raise p.InvalidFrame(
+                f"Message is {len(frame.text)} characters; the limit is {limit}.", limit=limit
+            )
+        if not frame.text.strip():
+            raise p.InvalidFrame("Message text is blank.")
+        if actor.is_agent and (frame.skill is not None or frame.page_url is not None):
+            raise p.InvalidFrame("skill and page_url are only for a visitor's first message.")
+        now = self.hub.clock()
+
+        async def work(session: AsyncSession) -> Outcome:
+            skill_id = await _skill_id(session, frame.skill) if frame.skill else None
+            return await chat_service.send_message(
+                session,
+                actor=actor,
+                conversation_id=frame.conversation_id,
+                client_msg_id=frame.client_msg_id,
+                text=frame.text,
+                now=now,
+                skill_id=skill_id,
+                page_url=frame.page_url,
+            )
+
+        outcome = await self.hub.unit(work)
+        ack = outcome.ack
+        assert ack is not None  # noqa: S101 - send_message always acks
+        self._enqueue(
+            (
+                "frame",
+                {
+                    "type": "ack",
+                    "client_msg_id": ack.client_msg_id,
+                    "conversation_id": str(ack.conversation_id),
+                    "seq": ack.seq,
+                    "duplicate": ack.duplicate,
+                },
+            )
+        )
+        # Follow before publishing, so this socket hears its own new conversation.
+        if ack.conversation_id not in self.live and actor.kind is SenderType.VISITOR:
+            await self.follow(ack.conversation_id)
+        await self.hub.publish(outcome)
+
+    async def _on_typing(self, frame: p.Typing) -> None:
+        actor = self._actor()
+
+        async def check(session: AsyncSession) -> None:
+            conversation = await chat_repository.get(session, frame.conversation_id)
+            if conversation is None or not chat_service.is_live_for(actor, conversation):
+                raise ConversationNotFound(
+                    "No such open conversation of yours.",
+                    conversation_id=str(frame.conversation_id),
+                )
+
+        await self.hub.read(check)
+        await self.hub.publish_ephemeral(
+            f"conv:{frame.conversation_id}",
+            {
+                "t": "typing",
+                "conversation_id": str(frame.conversation_id),
+                "sender": {"type": actor.kind.value, "id": str(actor.id), "name": actor.name},
+                "state": frame.state,
+            },
+        )
+
+    async def _on_read(self, frame: p.Read) -> None:
+        actor = self._actor()
+
+        async def work(session: AsyncSession) -> tuple[uuid.UUID, int] | None:
+            return await chat_service.mark_read(
+                session, actor=actor, conversation_id=frame.conversation_id, seq=frame.seq
+            )
+
+        moved = await self.hub.unit(work)
+        if moved is not None:
+            conversation_id, seq = moved
+            await self.hub.publish_ephemeral(
+                f"conv:{conversation_id}",
+                {
+                    "t": "read",
+                    "conversation_id": str(conversation_id),
+                    "reader": {"type": actor.kind.value, "id": str(actor.id)},
+                    "seq": seq,
+                },
+            )
+
+    async def _on_close(self, frame: p.Close) -> None:
+        actor = self._actor()
+        now = self.hub.clock()
+
+        async def work(session: AsyncSession) -> Outcome:
+            return await chat_service.close(
+                session, actor=actor, conversation_id=frame.conversation_id, now=now
+            )
+
+        await self.hub.publish(await self.hub.unit(work))
+
+    async def _on_status(self, frame: p.Status) -> None:
+        actor = self._actor()
+        if not actor.is_agent:
+            raise p.Forbidden("Only agents have a status.")
+        status = AgentStatus(frame.status)
+
+        async def work(session: AsyncSession) -> None:
+            await presence.set_status(session, agent_id=actor.id, status=status)
+
+        await self.hub.unit(work)
+        self._enqueue(("frame", {"type": "status", "status": status.value}))
+        if status is AgentStatus.ONLINE:
+            await self._route_and_publish()
+
+    async def _route_and_publish(self) -> None:
+        now = self.hub.clock()
+
+        async def work(session: AsyncSession) -> Outcome:
+            return await chat_service.assign_waiting(session, now=now)
+
+        await self.hub.publish(await self.hub.unit(work))
+
+    async def _on_resume(self, conversations: dict[uuid.UUID, int]) -> None:
+        actor = self._actor()
+
+        async def check(session: AsyncSession) -> list[tuple[uuid.UUID, bool]]:
+            allowed = []
+            for conversation_id in conversations:
+                conversation = await chat_repository.get(session, conversation_id)
+                if conversation is None or not await chat_service.may_read(
+                    session, actor=actor, conversation=conversation
+                ):
+                    raise ConversationNotFound(
+                        "No such conversation.", conversation_id=str(conversation_id)
+                    )
+                allowed.append((conversation_id, chat_service.is_live_for(actor, conversation)))
+            return allowed
+
+        for conversation_id, live in await self.hub.read(check):
+            if live:
+                await self._listen(conversation_id)
+            # The writer owns the cursor; a resume may move it back (a client lost its copy).
+            self._enqueue(("rewind", conversation_id, conversations[conversation_id]))
+
+
+class _Internal(WarmlineError):
+    code = "internal_error"
+    status_code = 500
+
+
+async def _skill_id(session: AsyncSession, slug: str) -> int:
+    skill = await session.scalar(select(Skill.id).where(Skill.slug == slug))
+    if skill is None:
+        raise p.InvalidFrame(f"Unknown skill {slug!r}.", field="skill")
+    return skill
+
+
+def _iso(value: Any) -> str:
+    return str(value.isoformat().replace("+00:00", "Z"))
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("connection task failed", exc_info=task.exception())

@@ -1,0 +1,212 @@
+"""The node's hub: its sockets, units of work for frames, publishing, and its timers.
+
+Owns the set of open connections of this process, the per-frame unit of work (with retries for
+races another process can cause), publishing outcomes after commit, and the node's background
+loops (presence refresh, dead-node sweep, grace-period re-queue, routing pass). Must not
+decide anything about conversations itself: that is `chat` and `routing`.
+Reference: docs/architecture.md#realtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.bus.base import Bus, BusUnavailable
+from app.chat import service as chat_service
+from app.chat.service import Outcome
+from app.config import Settings
+from app.errors import ServiceUnavailable
+from app.routing import presence
+from app.store.db import Database
+
+if TYPE_CHECKING:
+    from app.realtime.connection import Connection
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A unit of work that lost a race (a unique key taken by another tab or node, a deadlock or a
+# serialization failure on PostgreSQL) is run again; three tries make a persistent failure real.
+UNIT_OF_WORK_TRIES = 3
+# Presence rows not refreshed for this many heartbeat intervals belong to a dead node.
+STALE_CONNECTION_INTERVALS = 4
+# Delay before a crashed background loop is started again.
+LOOP_RESTART_DELAY = 1.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_node_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Hub:
+    """Everything realtime that is per process rather than per socket."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        bus: Bus,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.bus = bus
+        self.clock = clock
+        self.node = settings.node_name or default_node_name()
+        self.connections: set[Connection] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        bus.on_reconnect(self._catch_up_everyone)
+
+    async def unit(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` in one write transaction, retrying races; commit on success.
+
+        `work` must be safe to run again from scratch (every frame handler is idempotent).
+
+        Raises:
+            WarmlineError: what `work` raised, unchanged (the transaction is rolled back).
+            ServiceUnavailable: the database cannot be reached.
+        """
+        for attempt in range(1, UNIT_OF_WORK_TRIES + 1):
+            try:
+                async with self.db.write() as session:
+                    return await work(session)
+            except IntegrityError:
+                if attempt == UNIT_OF_WORK_TRIES:
+                    raise
+                log.info("unit of work lost a race; retrying (attempt %d)", attempt)
+            except (OperationalError, DBAPIError, OSError) as exc:
+                if _is_retryable_race(exc) and attempt < UNIT_OF_WORK_TRIES:
+                    log.info("unit of work hit a lock conflict; retrying (attempt %d)", attempt)
+                    await asyncio.sleep(0.01 * attempt)
+                    continue
+                log.warning("database unavailable: %s", exc)
+                raise ServiceUnavailable(
+                    "The chat service cannot reach its database; try again shortly."
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        try:
+            async with self.db.read() as session:
+                return await work(session)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            log.warning("database unavailable: %s", exc)
+            raise ServiceUnavailable(
+                "The chat service cannot reach its database; try again shortly."
+            ) from exc
+
+    async def publish(self, outcome: Outcome) -> None:
+        """Announce a committed outcome. A bus outage loses only the notice, never the event:
+        listeners catch up from the store when the bus comes back."""
+        for event in outcome.events:
+            await self._publish(
+                f"conv:{event.conversation_id}", {"t": "event", "event": event.wire()}
+            )
+        for channel, payload in outcome.notices:
+            await self._publish(channel, payload)
+
+    async def _publish(self, channel: str, payload: dict[str, object]) -> None:
+        try:
+            await self.bus.publish(channel, payload)
+        except BusUnavailable as exc:
+            log.warning(
+                "bus unavailable, notice on %s dropped (stored; resume recovers): %s", channel, exc
+            )
+
+    async def publish_ephemeral(self, channel: str, payload: dict[str, object]) -> None:
+        await self._publish(channel, payload)
+
+    async def _catch_up_everyone(self) -> None:
+        for connection in tuple(self.connections):
+            connection.catch_up_all()
+
+    # -- background loops ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks.append(
+            asyncio.create_task(self._supervise("realtime.presence", self._presence_loop))
+        )
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await asyncio.gather(
+            *(c.shutdown() for c in tuple(self.connections)), return_exceptions=True
+        )
+
+    async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run `loop` forever; a crash is logged as an incident and the loop restarted."""
+        while not self._stopping:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background loop %s crashed; restarting", name)
+                await asyncio.sleep(LOOP_RESTART_DELAY)
+
+    async def _presence_loop(self) -> None:
+        interval = self.settings.heartbeat_interval
+        while True:
+            # Jitter spreads the nodes' sweeps so they do not contend for the same rows.
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))  # noqa: S311 - not crypto
+            await self.tick()
+
+    async def tick(self) -> None:
+        """One round of the node's housekeeping (also called directly by tests)."""
+        now = self.clock()
+        stale_after = timedelta(
+            seconds=self.settings.heartbeat_interval * STALE_CONNECTION_INTERVALS
+        )
+        grace = timedelta(seconds=self.settings.agent_grace_period)
+
+        async def housekeeping(session: AsyncSession) -> Outcome:
+            await presence.touch(session, node=self.node, now=now)
+            await presence.sweep_stale(session, now=now, stale_after=stale_after)
+            outcome = Outcome()
+            for agent_id in await presence.agents_past_grace(session, now=now, grace=grace):
+                log.info("agent %s exceeded the grace period; re-queueing their chats", agent_id)
+                outcome.merge(
+                    await chat_service.requeue_agent_chats(
+                        session, agent_id=agent_id, reason="agent_disconnected", now=now
+                    )
+                )
+            outcome.merge(await chat_service.assign_waiting(session, now=now))
+            return outcome
+
+        try:
+            outcome = await self.unit(housekeeping)
+        except ServiceUnavailable:
+            return
+        await self.publish(outcome)
+
+
+def _is_retryable_race(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(
+        marker in text
+        for marker in ("deadlock detected", "could not serialize", "database is locked")
+    )

@@ -1,0 +1,201 @@
+"""The WebSocket wire protocol, version 1: frames, parsing, error frames and close codes.
+
+Sans-I/O: turns text into validated frames and errors into frames; it never touches a socket
+or the store. The specification is docs/protocol.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from app.errors import WarmlineError
+
+PROTOCOL_VERSION = 1
+
+# Close codes (docs/protocol.md#close-codes). 1xxx are RFC 6455's own; 4xxx are Warmline's.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # the server is shutting down: reconnect (to any node) and resume
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013  # the client read too slowly and its outbox overflowed: resume
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_HELLO_REQUIRED = 4002
+CLOSE_ORIGIN = 4003
+CLOSE_HEARTBEAT = 4008
+
+ClientMsgId = Annotated[str, Field(min_length=1, max_length=64)]
+Seq = Annotated[int, Field(ge=0, le=2**53)]
+
+
+class Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Hello(Frame):
+    type: Literal["hello"]
+    token: Annotated[str, Field(min_length=1, max_length=256)]
+    # Last seq seen per conversation; the server replays everything after it.
+    resume: Annotated[dict[uuid.UUID, Seq], Field(max_length=100)] = Field(default_factory=dict)
+
+
+class Resume(Frame):
+    type: Literal["resume"]
+    conversations: Annotated[dict[uuid.UUID, Seq], Field(min_length=1, max_length=100)]
+
+
+class SendMessage(Frame):
+    type: Literal["message"]
+    conversation_id: uuid.UUID | None = None
+    client_msg_id: ClientMsgId
+    text: Annotated[str, Field(min_length=1)]
+    # Visitor only, and only when this message opens a conversation.
+    skill: Annotated[str | None, Field(max_length=64)] = None
+    page_url: Annotated[str | None, Field(max_length=2048)] = None
+
+
+class Typing(Frame):
+    type: Literal["typing"]
+    conversation_id: uuid.UUID
+    state: Literal["start", "stop"]
+
+
+class Read(Frame):
+    type: Literal["read"]
+    conversation_id: uuid.UUID
+    seq: Seq
+
+
+class Close(Frame):
+    type: Literal["close"]
+    conversation_id: uuid.UUID
+
+
+class Status(Frame):
+    type: Literal["status"]
+    status: Literal["online", "away"]
+
+
+class Ping(Frame):
+    type: Literal["ping"]
+
+
+class Pong(Frame):
+    type: Literal["pong"]
+
+
+ClientFrame = Annotated[
+    Hello | Resume | SendMessage | Typing | Read | Close | Status | Ping | Pong,
+    Field(discriminator="type"),
+]
+_client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+CLIENT_TYPES = frozenset(
+    {"hello", "resume", "message", "typing", "read", "close", "status", "ping", "pong"}
+)
+# Nesting deeper than this is refused before validation: no legitimate frame needs it.
+MAX_JSON_DEPTH = 8
+
+
+class InvalidJson(WarmlineError):
+    code = "invalid_json"
+
+
+class InvalidFrame(WarmlineError):
+    code = "invalid_frame"
+    status_code = 422
+
+
+class UnknownType(WarmlineError):
+    code = "unknown_type"
+
+
+class FrameTooLarge(WarmlineError):
+    code = "frame_too_large"
+    status_code = 413
+    close_code = CLOSE_TOO_BIG
+
+
+class HelloRequired(WarmlineError):
+    code = "hello_required"
+    close_code = CLOSE_HELLO_REQUIRED
+
+
+class OriginNotAllowed(WarmlineError):
+    code = "origin_not_allowed"
+    status_code = 403
+    close_code = CLOSE_ORIGIN
+
+
+class Forbidden(WarmlineError):
+    code = "forbidden"
+    status_code = 403
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def parse(text: str, *, max_bytes: int) -> ClientFrame:
+    """Validate one client frame.
+
+    Raises:
+        FrameTooLarge, InvalidJson, InvalidFrame, UnknownType.
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise FrameTooLarge(f"Frame of {size} bytes exceeds the limit of {max_bytes} bytes.")
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJson(f"Frame is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidFrame("A frame must be a JSON object.")
+    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise InvalidFrame(f"Frame nests deeper than {MAX_JSON_DEPTH} levels.")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise InvalidFrame("A frame needs a string field `type`.")
+    if kind not in CLIENT_TYPES:
+        raise UnknownType(f"Unknown frame type {kind!r}.", type=kind[:64])
+    try:
+        return _client_frame.validate_python(data)
+    except ValidationError as exc:
+        problems = [
+            {
+                "field": ".".join(str(p) for p in err["loc"][1:]) or "(frame)",
+                "problem": err["msg"],
+            }
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        raise InvalidFrame(f"Invalid {kind} frame: {summary}", errors=problems[:20]) from None
+
+
+def error_frame(error: WarmlineError, *, ref: str | None = None) -> dict[str, Any]:
+    """The `error` frame for `error`; `ref` echoes the client_msg_id it answers, if any."""
+    frame: dict[str, Any] = {"type": "error", "code": error.code, "message": error.message}
+    if ref is not None:
+        frame["ref"] = ref
+    if error.details:
+        frame["details"] = error.details
+    if error.close_code is not None:
+        frame["fatal"] = True
+    return frame
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return orjson.dumps(frame).decode()

@@ -1,0 +1,94 @@
+"""Routing queries: candidate agents with their load, queued conversations, atomic claims."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.models import (
+    Agent,
+    AgentConnection,
+    AgentSkill,
+    AgentStatus,
+    Conversation,
+    ConversationState,
+)
+
+
+async def candidate_rows(
+    session: AsyncSession, *, skill_id: int | None, agent_ids: Sequence[uuid.UUID] | None = None
+) -> list[tuple[Agent, int, bool]]:
+    """Online, active agents (with the skill, when one is required): agent, load, connected."""
+    load = (
+        select(func.count())
+        .where(Conversation.agent_id == Agent.id, Conversation.state == ConversationState.ASSIGNED)
+        .correlate(Agent)
+        .scalar_subquery()
+    )
+    connected = exists().where(AgentConnection.agent_id == Agent.id).correlate(Agent)
+    query = select(Agent, load, connected).where(
+        Agent.is_active.is_(True), Agent.status == AgentStatus.ONLINE, connected
+    )
+    if skill_id is not None:
+        query = query.where(
+            exists().where(AgentSkill.agent_id == Agent.id, AgentSkill.skill_id == skill_id)
+        )
+    if agent_ids is not None:
+        query = query.where(Agent.id.in_(agent_ids))
+    rows = (await session.execute(query)).all()
+    return [(agent, int(n), bool(c)) for agent, n, c in rows]
+
+
+async def proficiencies(
+    session: AsyncSession, agent_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[int, int]]:
+    result: dict[uuid.UUID, dict[int, int]] = {a: {} for a in agent_ids}
+    if not agent_ids:
+        return result
+    rows = await session.execute(
+        select(AgentSkill.agent_id, AgentSkill.skill_id, AgentSkill.proficiency).where(
+            AgentSkill.agent_id.in_(agent_ids)
+        )
+    )
+    for agent_id, skill_id, level in rows:
+        result[agent_id][skill_id] = level
+    return result
+
+
+async def lock_agent_load(session: AsyncSession, agent_id: uuid.UUID) -> tuple[Agent, int] | None:
+    """Lock the agent's row and count their chats under the lock.
+
+    Returns None when another transaction holds the row: the caller tries the next agent rather
+    than wait, so two routers can never deadlock on each other's agents. On PostgreSQL the
+    count runs after the lock is taken, so it sees every assignment committed before; on SQLite
+    the whole write transaction is exclusive (BEGIN IMMEDIATE).
+    """
+    agent = await session.scalar(
+        select(Agent).where(Agent.id == agent_id).with_for_update(skip_locked=True)
+    )
+    if agent is None:
+        return None
+    load = await session.scalar(
+        select(func.count()).where(
+            Conversation.agent_id == agent_id, Conversation.state == ConversationState.ASSIGNED
+        )
+    )
+    return agent, int(load or 0)
+
+
+async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation]:
+    """Queued conversations in queue order, locked; rows another router holds are skipped."""
+    return list(
+        (
+            await session.scalars(
+                select(Conversation)
+                .where(Conversation.state == ConversationState.QUEUED)
+                .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )

@@ -1,0 +1,68 @@
+"""Routing service: loads the snapshot, asks `routing.core`, claims the chosen agent.
+
+Never writes conversation events (that is `chat`'s job) and never commits. The invariant it
+keeps: no agent is ever above capacity, even with several processes routing at once, because
+the capacity check happens under a row lock on the agent (docs/architecture.md#routing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.routing import repository
+from app.routing.core import Candidate, Presence, Waiting, rank_agents
+from app.store.models import Agent, Conversation
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    agent: Agent
+    load_after: int
+
+
+def waiting_of(conversation: Conversation) -> Waiting:
+    queued_at = conversation.queued_at or conversation.created_at
+    return Waiting(
+        id=conversation.id,
+        skill_id=conversation.skill_id,
+        priority=conversation.priority,
+        queued_at=queued_at,
+    )
+
+
+async def claim_agent(
+    session: AsyncSession, conversation: Conversation, *, now: datetime
+) -> Claim | None:
+    """Choose an agent for a queued conversation and lock them for it.
+
+    The caller must hold the conversation's row (it was read `FOR UPDATE` or updated in this
+    transaction) and must assign it before committing. Returns None when no agent can take it.
+    """
+    chat = waiting_of(conversation)
+    rows = await repository.candidate_rows(session, skill_id=conversation.skill_id)
+    if not rows:
+        return None
+    skills = await repository.proficiencies(session, [agent.id for agent, _, _ in rows])
+    candidates = [
+        Candidate(
+            id=agent.id,
+            presence=Presence(agent.status.value),
+            connected=connected,
+            capacity=agent.capacity,
+            load=load,
+            proficiency=skills[agent.id],
+            idle_since=agent.last_assigned_at,
+        )
+        for agent, load, connected in rows
+    ]
+    for agent_id in rank_agents(chat, candidates, now):
+        locked = await repository.lock_agent_load(session, agent_id)
+        if locked is None:
+            continue
+        agent, load = locked
+        if load < agent.capacity:
+            return Claim(agent=agent, load_after=load + 1)
+    return None

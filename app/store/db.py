@@ -1,0 +1,129 @@
+"""Engines, sessions and units of work for PostgreSQL (asyncpg) and SQLite (aiosqlite).
+
+Owns connection setup and the schema-version check. Must not hold queries or business rules.
+A unit of work is one `async with db.write() as session:` block: it commits on a clean exit and
+rolls back on an exception; services inside it only flush. Reference: docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.errors import WarmlineError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# How long a SQLite writer waits for the file lock before failing. Writes are short (one frame),
+# so 15 s only runs out when something is badly wrong.
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+class SchemaOutdated(WarmlineError):
+    code = "schema_outdated"
+    status_code = 503
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic config pointing at Warmline's migrations and the given database."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def _sqlite_setup(engine: AsyncEngine, *, immediate: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy so that BEGIN is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives process crashes
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that later upgrades to a
+        # write fails with SQLITE_BUSY instead of waiting, which would surface as spurious errors.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """The process's engines. `write()` for units of work, `read()` for snapshots and replays."""
+
+    def __init__(self, url: str, *, process: str = "warmline", pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = create_async_engine(url, connect_args={"timeout": 15})
+            _sqlite_setup(self.engine, immediate=True)
+            # Readers must not take the write lock, or every replay would queue behind writers.
+            self.read_engine = create_async_engine(url, connect_args={"timeout": 15})
+            _sqlite_setup(self.read_engine, immediate=False)
+        else:
+            self.engine = create_async_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                connect_args={"server_settings": {"application_name": process[:63]}},
+            )
+            self.read_engine = self.engine
+        self._write = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits on a clean exit, rolls back if the block raises."""
+        async with self._write.begin() as session:
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only session; anything written in it is rolled back."""
+        async with self._read() as session:
+            try:
+                yield session
+            finally:
+                await session.rollback()
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer a trivial query."""
+        async with self.read_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def check_schema(self) -> None:
+        """Raise `SchemaOutdated` unless the database is at the newest migration."""
+        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        async with self.read_engine.connect() as conn:
+            current = await conn.run_sync(
+                lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
+            )
+        if current != head:
+            state = "has no Warmline schema" if current is None else f"is at revision {current}"
+            msg = (
+                f"The database {state}, but this Warmline needs revision {head}. "
+                "Run `warmline migrate` (with the same WARMLINE_DATABASE_URL) and start again."
+            )
+            raise SchemaOutdated(msg)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
