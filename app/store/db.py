@@ -96,12 +96,10 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only session; anything written in it is rolled back."""
+        """A session for reads. Closing it rolls back anything written and detaches the loaded
+        objects without expiring them, so they stay readable after the block."""
         async with self._read() as session:
-            try:
-                yield session
-            finally:
-                await session.rollback()
+            yield session
 
     async def ping(self) -> None:
         """Raise if the database does not answer a trivial query."""

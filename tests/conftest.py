@@ -1,0 +1,130 @@
+"""Shared fixtures: real databases (SQLite file or PostgreSQL) and real Redis, one per test.
+
+PostgreSQL tests get a fresh database cloned from a migrated template (`alembic upgrade head`
+runs once per session on the template); SQLite tests get a migrated file in `tmp_path`. With
+WARMLINE_REQUIRE_SERVICES=1 (as in CI) a missing PostgreSQL or Redis fails the test instead
+of skipping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from alembic import command
+
+from app.store.db import alembic_config
+
+PG_HOST = os.environ.get("WARMLINE_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("WARMLINE_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("WARMLINE_TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("WARMLINE_TEST_PG_DB", "test")
+REDIS_URL = os.environ.get("WARMLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = os.environ.get("WARMLINE_REQUIRE_SERVICES") == "1"
+TEMPLATE_DB = f"warmline_tpl_{uuid.uuid4().hex[:10]}"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require(service: str, host: str, port: int) -> None:
+    """Skip (or, with WARMLINE_REQUIRE_SERVICES=1, fail) when a service is not reachable."""
+    if _reachable(host, port):
+        return
+    message = f"{service} is not reachable at {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and WARMLINE_REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+def pg_url(database: str) -> str:
+    return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+async def _pg_admin(*statements: str) -> None:
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _redis_host_port() -> tuple[str, int]:
+    rest = REDIS_URL.split("://", 1)[1].split("/", 1)[0]
+    host, _, port = rest.rpartition(":")
+    return host or "127.0.0.1", int(port or 6379)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a test's Warmline keeps its data and fans out its events."""
+
+    name: str
+    database_url: str
+    redis_url: str | None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database migrated to head, cloned by every PostgreSQL test."""
+    require("PostgreSQL", PG_HOST, PG_PORT)
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{TEMPLATE_DB}"'))
+    try:
+        command.upgrade(alembic_config(pg_url(TEMPLATE_DB)), "head")
+        yield TEMPLATE_DB
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)'))
+
+
+def _sqlite_backend(tmp_path: Path) -> Backend:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'warmline.db'}"
+    command.upgrade(alembic_config(url), "head")
+    return Backend("sqlite", url, None)
+
+
+@pytest.fixture
+def sqlite_backend(tmp_path: Path) -> Backend:
+    return _sqlite_backend(tmp_path)
+
+
+@pytest.fixture
+def postgres_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    template: str = request.getfixturevalue("pg_template")
+    host, port = _redis_host_port()
+    require("Redis", host, port)
+    name = f"warmline_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield Backend("postgres", pg_url(name), REDIS_URL)
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Every test using this runs twice: SQLite + in-process bus, PostgreSQL + Redis."""
+    fixture = "sqlite_backend" if request.param == "sqlite" else "postgres_backend"
+    result: Backend = request.getfixturevalue(fixture)
+    return result
+
+
+@pytest.fixture
+def unmigrated_sqlite(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"

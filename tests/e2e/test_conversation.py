@@ -1,0 +1,251 @@
+"""A visitor and an agent talk through a real server, on SQLite + in-process bus and on
+PostgreSQL + Redis: the happy path, idempotent resends, resume after a drop, presence."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.conftest import Backend
+from tests.e2e.harness import Client, Server, create_agent
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+
+
+@pytest_asyncio.fixture
+async def server(backend: Backend) -> AsyncIterator[Server]:
+    srv = await Server(backend).start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+def kinds(client: Client, conversation_id: str) -> list[tuple[int, str]]:
+    return [(e["seq"], e["kind"]) for e in client.events[conversation_id]]
+
+
+class TestConversation:
+    async def test_visitor_and_agent_see_the_same_log(self, server: Server, backend: Backend) -> None:
+        """Visitor writes, the online agent is assigned and answers, the agent closes: both
+        sides receive the same events, in the same order, with the same seq."""
+        agent = await Client.agent(server, await create_agent(backend, name="Dana"))
+        await agent.connect()
+        visitor = await Client.visitor(server)
+        welcome = await visitor.connect()
+        assert welcome["conversations"] == []
+
+        ack = await visitor.message("Hi, my order #1234 has not arrived")
+        conversation_id = ack["conversation_id"]
+        assert ack["seq"] == 2 and ack["duplicate"] is False
+
+        joined = await visitor.event("agent.joined")
+        assert joined["body"]["agent"]["name"] == "Dana"
+        first = await agent.event("message", conversation_id=conversation_id)
+        assert first["body"]["text"] == "Hi, my order #1234 has not arrived"
+        assert first["sender"]["type"] == "visitor"
+
+        reply = await agent.message("Let me check that for you", conversation_id=conversation_id)
+        got = await visitor.event("message", seq=reply["seq"])
+        assert got["body"]["text"] == "Let me check that for you"
+        assert got["sender"] == {"type": "agent", "id": agent.welcome["session"]["id"], "name": "Dana"}
+
+        await agent.send({"type": "close", "conversation_id": conversation_id})
+        await visitor.event("conversation.closed")
+        await agent.event("conversation.closed")
+
+        expected = [
+            "conversation.opened", "message", "conversation.queued", "conversation.assigned",
+            "agent.joined", "message", "conversation.closed",
+        ]  # fmt: skip
+        assert [k for _, k in kinds(visitor, conversation_id)] == expected
+        assert kinds(agent, conversation_id) == kinds(visitor, conversation_id)
+        assert visitor.seqs(conversation_id) == list(range(1, 8))
+        await visitor.close()
+        await agent.close()
+
+    async def test_chat_waits_in_queue_until_an_agent_comes_online(self, server: Server, backend: Backend) -> None:  # fmt: skip
+        """With nobody online the chat is queued; the first agent to connect gets it, history included."""
+        email = await create_agent(backend, name="Sam")
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        ack = await visitor.message("Anyone there?")
+        await visitor.event("conversation.queued")
+
+        agent = await Client.agent(server, email)
+        await agent.connect()
+        message = await agent.event("message", conversation_id=ack["conversation_id"])
+        assert message["body"]["text"] == "Anyone there?"
+        await visitor.event("agent.joined")
+        assert agent.seqs(ack["conversation_id"])[0] == 1
+
+    async def test_least_loaded_agent_gets_the_chat(self, server: Server, backend: Backend) -> None:
+        """Two agents with the skill: the one with fewer chats for their capacity is assigned."""
+        busy = await Client.agent(server, await create_agent(backend, name="Busy", skills={"billing": 3}, capacity=2))  # fmt: skip
+        await busy.connect()
+        first = await Client.visitor(server, name="First")
+        await first.connect()
+        await first.message("one", skill="billing")
+        await busy.event("agent.joined")  # Busy is alone, takes the first chat
+
+        free = await Client.agent(server, await create_agent(backend, name="Free", skills={"billing": 1}, capacity=2))  # fmt: skip
+        await free.connect()
+        second = await Client.visitor(server, name="Second")
+        await second.connect()
+        await second.message("two", skill="billing")
+        joined = await second.event("agent.joined")
+        assert joined["body"]["agent"]["name"] == "Free"
+
+    async def test_unknown_skill_is_refused(self, server: Server) -> None:
+        """A first message naming a skill that does not exist is an error and opens nothing."""
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        await visitor.send({"type": "message", "client_msg_id": "x1", "text": "hi", "skill": "nope"})
+        error = await visitor.next("error", ref="x1")
+        assert error["code"] == "invalid_frame"
+        await visitor.close()
+        again = Client(server, "visitor", visitor.token)
+        assert (await again.connect())["conversations"] == []
+
+
+class TestIdempotency:
+    async def test_resend_is_stored_once(self, server: Server, backend: Backend) -> None:
+        """Sending the same client_msg_id again acks the first seq and stores nothing new."""
+        agent = await Client.agent(server, await create_agent(backend))
+        await agent.connect()
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        first = await visitor.message("hello", client_msg_id="c-1")
+        conversation_id = first["conversation_id"]
+        await agent.event("agent.joined")
+        again = await visitor.message("hello", client_msg_id="c-1")
+        assert again["seq"] == first["seq"]
+        assert again["duplicate"] is True
+        agent_resend = await agent.message("hi!", conversation_id=conversation_id, client_msg_id="a-1")
+        agent_again = await agent.message("hi!", conversation_id=conversation_id, client_msg_id="a-1")
+        assert (agent_again["seq"], agent_again["duplicate"]) == (agent_resend["seq"], True)
+
+        fresh = Client(server, "visitor", visitor.token)
+        await fresh.connect(resume={conversation_id: 0})
+        await fresh.event("message", seq=agent_resend["seq"])
+        texts = [e["body"]["text"] for e in fresh.events[conversation_id] if e["kind"] == "message"]
+        assert texts == ["hello", "hi!"]
+
+    async def test_same_client_msg_id_from_two_senders_are_two_messages(self, server: Server, backend: Backend) -> None:  # fmt: skip
+        """client_msg_id is unique per sender: a visitor and an agent may both use "1"."""
+        agent = await Client.agent(server, await create_agent(backend))
+        await agent.connect()
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        mine = await visitor.message("from visitor", client_msg_id="1")
+        await agent.event("agent.joined")
+        theirs = await agent.message("from agent", conversation_id=mine["conversation_id"], client_msg_id="1")
+        assert theirs["duplicate"] is False and theirs["seq"] > mine["seq"]
+
+
+class TestResume:
+    async def test_resume_gets_exactly_the_missed_events(self, server: Server, backend: Backend) -> None:
+        """A visitor who drops after seq N and comes back with N receives N+1… once, in order,
+        including what the agent wrote meanwhile, then keeps receiving live events."""
+        agent = await Client.agent(server, await create_agent(backend))
+        await agent.connect()
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        ack = await visitor.message("hello")
+        conversation_id = ack["conversation_id"]
+        await visitor.event("agent.joined")
+        last_seen = visitor.seqs(conversation_id)[-1]
+        await visitor.drop()
+
+        for text in ("are you there?", "I found your order", "it ships tomorrow"):
+            await agent.message(text, conversation_id=conversation_id)
+
+        back = Client(server, "visitor", visitor.token)
+        welcome = await back.connect(resume={conversation_id: last_seen})
+        assert [c["id"] for c in welcome["conversations"]] == [conversation_id]
+        for seq in range(last_seen + 1, last_seen + 4):
+            await back.event("message", seq=seq)
+        assert back.seqs(conversation_id) == [last_seen + 1, last_seen + 2, last_seen + 3]
+        assert [f for f in await back.quiet() if f["type"] == "event"] == []
+
+        live = await agent.message("anything else?", conversation_id=conversation_id)
+        await back.event("message", seq=live["seq"])
+        assert back.seqs(conversation_id) == list(range(last_seen + 1, live["seq"] + 1))
+
+        # Replayed state equals a fresh fetch of the whole log.
+        fresh = Client(server, "visitor", visitor.token)
+        await fresh.connect(resume={conversation_id: 0})
+        await fresh.event("message", seq=live["seq"])
+        full = fresh.events[conversation_id]
+        seen = visitor.events[conversation_id] + back.events[conversation_id]
+        assert [(e["seq"], e["kind"], e["body"]) for e in seen] == [(e["seq"], e["kind"], e["body"]) for e in full]  # fmt: skip
+
+    async def test_new_tab_without_resume_gets_the_whole_open_conversation(self, server: Server) -> None:
+        """A second tab of the same visitor sees the one open conversation from its start."""
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        ack = await visitor.message("first tab")
+        tab = Client(server, "visitor", visitor.token)
+        welcome = await tab.connect()
+        assert [c["id"] for c in welcome["conversations"]] == [ack["conversation_id"]]
+        await tab.event("message", seq=ack["seq"])
+        # A message from the second tab goes to the same conversation and reaches the first.
+        other = await tab.message("second tab")
+        assert other["conversation_id"] == ack["conversation_id"]
+        await visitor.event("message", seq=other["seq"])
+
+    async def test_visitor_token_resumes_the_open_conversation_over_http(self, server: Server) -> None:
+        """POST /visitor/sessions with a held token returns the same visitor and their open chat."""
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        ack = await visitor.message("hello")
+        async with httpx.AsyncClient(base_url=server.http) as http:
+            response = await http.post("/api/v1/visitor/sessions", json={"token": visitor.token})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["visitor_id"] == visitor.welcome["session"]["id"]
+        assert body["conversation"]["id"] == ack["conversation_id"]
+
+
+class TestPresence:
+    async def test_dropped_agent_loses_chats_after_grace(self, backend: Backend) -> None:
+        """An agent whose socket dies keeps the chat for the grace period; then it goes back to
+        the queue (the visitor is told) and the next online agent gets it with its history."""
+        server = await Server(backend, agent_grace_period="1", heartbeat_interval="0.5", heartbeat_timeout="2").start()  # fmt: skip
+        try:
+            gone = await Client.agent(server, await create_agent(backend, name="Gone"))
+            await gone.connect()
+            visitor = await Client.visitor(server)
+            await visitor.connect()
+            ack = await visitor.message("help")
+            await visitor.event("agent.joined")
+            await gone.drop()
+
+            left = await visitor.event("agent.left", timeout=15)
+            assert left["body"]["reason"] == "agent_disconnected"
+            await visitor.event("conversation.queued", seq=left["seq"] + 1)
+
+            next_agent = await Client.agent(server, await create_agent(backend, name="Next"))
+            await next_agent.connect()
+            joined = await visitor.event("agent.joined", seq=left["seq"] + 3)
+            assert joined["body"]["agent"]["name"] == "Next"
+            await next_agent.event("message", seq=ack["seq"])
+        finally:
+            await server.stop()
+
+    async def test_away_agent_gets_no_new_chats(self, server: Server, backend: Backend) -> None:
+        """An agent who sets themselves away is not assigned; back online, they get the queue."""
+        agent = await Client.agent(server, await create_agent(backend))
+        await agent.connect()
+        await agent.send({"type": "status", "status": "away"})
+        assert (await agent.next("status"))["status"] == "away"
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        await visitor.message("hello?")
+        await visitor.event("conversation.queued")
+        assert [f for f in await visitor.quiet(0.5) if f.get("kind") == "agent.joined"] == []
+        await agent.send({"type": "status", "status": "online"})
+        await visitor.event("agent.joined")
