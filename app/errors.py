@@ -44,11 +44,6 @@ class Conflict(WarmlineError):
     status_code = 409
 
 
-class ValidationFailed(WarmlineError):
-    code = "invalid_frame"
-    status_code = 422
-
-
 class ServiceUnavailable(WarmlineError):
     """A dependency (database, bus) does not answer; the request may be retried."""
 

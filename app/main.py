@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from app import __version__
@@ -22,7 +23,7 @@ from app.bus.base import BusUnavailable, create_bus
 from app.config import Settings
 from app.logging import configure as configure_logging
 from app.realtime import endpoints as realtime_endpoints
-from app.realtime.hub import Hub
+from app.realtime.hub import Hub, default_node_name
 from app.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:
             await db.dispose()
             raise
-        bus = create_bus(settings.redis_url)
+        node = settings.node_name or default_node_name()
+        bus = create_bus(settings.redis_url, node=node)
         await bus.start()
-        hub = Hub(settings=settings, db=db, bus=bus)
+        hub = Hub(settings=settings, db=db, bus=bus, node=node)
         hub.start()
         app.state.db = db
         app.state.bus = bus
@@ -68,6 +70,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    if settings.allowed_origins:
+        # The widget runs on customers' sites and calls the REST API from there. Tokens travel
+        # in headers and bodies, never cookies, so credentials stay off.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     api_errors.install(app)
     app.include_router(auth_api.router, prefix="/api/v1")
     app.include_router(visitors_api.router, prefix="/api/v1")

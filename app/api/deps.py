@@ -46,7 +46,9 @@ async def get_session(db: Annotated[Database, Depends(get_db)]) -> AsyncIterator
         raise ServiceUnavailable("The database cannot be reached; try again shortly.") from exc
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit happens before the response is sent, so a client never holds a
+# token (or an id) whose transaction could still fail.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 NowDep = Annotated[datetime, Depends(get_now)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -124,12 +124,12 @@ class BusUnavailable(Exception):
     """The broker cannot be reached."""
 
 
-def create_bus(redis_url: str | None) -> Bus:
+def create_bus(redis_url: str | None, *, node: str = "warmline") -> Bus:
     """The Redis bus when a URL is given, else the in-process one."""
     if redis_url:
         from app.bus.redis import RedisBus  # noqa: PLC0415 - redis is only imported when used
 
-        return RedisBus(redis_url)
+        return RedisBus(redis_url, client_name=f"warmline:{node}".replace(" ", "_"))
     from app.bus.memory import MemoryBus  # noqa: PLC0415
 
     return MemoryBus()

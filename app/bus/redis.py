@@ -35,9 +35,10 @@ KEY_PREFIX = "warmline:"
 
 
 class RedisBus(Bus):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, client_name: str = "warmline") -> None:
         super().__init__()
         self.url = url
+        self.client_name = client_name
         self._client: aioredis.Redis | None = None
         self._pubsub: aioredis.client.PubSub | None = None
         self._task: asyncio.Task[None] | None = None
@@ -52,6 +53,7 @@ class RedisBus(Bus):
             socket_timeout=COMMAND_TIMEOUT,
             socket_connect_timeout=COMMAND_TIMEOUT,
             health_check_interval=10,
+            client_name=self.client_name,  # shows in CLIENT LIST: which node holds what
         )
         await self._connect_pubsub()
         self._task = asyncio.create_task(self._run(), name="bus.redis_listener")

@@ -22,14 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.auth import service as auth_service
-from app.bus.base import Listening, Payload
+from app.bus.base import BusUnavailable, Listening, Payload
 from app.chat import events as kinds
 from app.chat import repository as chat_repository
 from app.chat import service as chat_service
 from app.chat.errors import ConversationNotFound
 from app.chat.events import StoredEvent
 from app.chat.service import Actor, Outcome
-from app.errors import WarmlineError
+from app.errors import Forbidden, ServiceUnavailable, WarmlineError
 from app.realtime import protocol as p
 from app.realtime.hub import Hub
 from app.routing import presence
@@ -44,11 +44,10 @@ REPLAY_PAGE = 500
 CLOSE_TIMEOUT = 2.0
 
 
-class _Closing(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+class HelloUnavailable(ServiceUnavailable):
+    """The database failed during the hello: close with 1013 so the client retries."""
+
+    close_code = p.CLOSE_TRY_AGAIN
 
 
 class Connection:
@@ -85,8 +84,8 @@ class Connection:
             await self.ws.accept()
             try:
                 await self._handshake()
-            except _Closing as closing:
-                await self._close_now(closing.code, closing.reason)
+            except WarmlineError as error:
+                await self._close_now(error.close_code or p.CLOSE_INTERNAL, error)
                 return
             self.hub.connections.add(self)
             self._writer = asyncio.create_task(self._write_loop(), name="realtime.writer")
@@ -172,31 +171,37 @@ class Connection:
     # -- hello ----------------------------------------------------------------------------
 
     async def _handshake(self) -> None:
+        """Read and check the hello.
+
+        Raises:
+            WarmlineError: with a `close_code`; the caller sends it as an error frame and closes.
+        """
         try:
             message = await asyncio.wait_for(self.ws.receive(), self.settings.hello_timeout)
         except TimeoutError:
-            raise _Closing(
-                p.CLOSE_HELLO_REQUIRED, "hello_required: no hello received in time"
-            ) from None
+            raise p.HelloRequired("No hello received in time.") from None
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         text = message.get("text")
         if text is None:
-            raise _Closing(
-                p.CLOSE_HELLO_REQUIRED, "hello_required: first frame must be a text hello"
-            )
+            raise p.HelloRequired("The first frame must be a text hello.")
         try:
             frame = p.parse(text, max_bytes=self.settings.max_frame_bytes)
         except WarmlineError as error:
             if error.close_code is not None:
-                raise _Closing(error.close_code, f"{error.code}: {error.message}") from None
-            raise _Closing(p.CLOSE_HELLO_REQUIRED, f"hello_required: {error.message}") from None
+                raise
+            raise p.HelloRequired(
+                f"The first frame must be a valid hello: {error.message}"
+            ) from None
         if not isinstance(frame, p.Hello):
-            raise _Closing(p.CLOSE_HELLO_REQUIRED, "hello_required: the first frame must be hello")
+            raise p.HelloRequired(f"The first frame must be hello, not {frame.type}.")
         try:
             await self._authenticate(frame.token)
-        except WarmlineError as error:
-            raise _Closing(p.CLOSE_UNAUTHORIZED, f"{error.code}: {error.message}") from None
+        except ServiceUnavailable:
+            # Not the token's fault: the client keeps its token and retries later.
+            raise HelloUnavailable(
+                "The chat service cannot reach its database; retry soon."
+            ) from None
         assert self.actor is not None  # noqa: S101 - set by _authenticate
         structlog.contextvars.bind_contextvars(role=self.role, actor_id=str(self.actor.id))
         await self._welcome(frame.resume)
@@ -260,7 +265,10 @@ class Connection:
 
         conversations, replay_only, denied = await self.hub.read(snapshot)
         for conversation in conversations:
-            self.delivered[conversation.id] = resume.get(conversation.id, 0)
+            # A seq from the future (a confused client) would hide events yet to come: clamp it.
+            self.delivered[conversation.id] = min(
+                resume.get(conversation.id, 0), conversation.last_seq
+            )
             if conversation.id not in replay_only:
                 await self._listen(conversation.id)
         summaries = await self.hub.read(lambda s: self._summaries(s, conversations))
@@ -281,7 +289,7 @@ class Connection:
         for error in denied:
             await self.ws.send_text(p.encode(p.error_frame(error)))
         for conversation in conversations:
-            self.outbox.put_nowait(("catchup", conversation.id))
+            self._enqueue(("catchup", conversation.id))
         if actor.kind is SenderType.AGENT:
             await self._route_and_publish()
 
@@ -337,9 +345,23 @@ class Connection:
         self._enqueue(("catchup", conversation_id))
 
     def catch_up_all(self) -> None:
-        """Re-read every followed conversation from the store (after a bus outage)."""
+        """After a bus outage: re-read every followed conversation from the store, and follow
+        conversations this socket joined meanwhile (their join notice was lost)."""
         for conversation_id in tuple(self.live):
             self._enqueue(("catchup", conversation_id))
+        self._spawn(self._follow_current())
+
+    async def _follow_current(self) -> None:
+        actor = self._actor()
+
+        async def current(session: AsyncSession) -> list[uuid.UUID]:
+            if actor.kind is SenderType.VISITOR:
+                found = await chat_repository.open_of_visitor(session, actor.id, lock=False)
+                return [] if found is None else [found.id]
+            return [c.id for c in await chat_repository.assigned_to(session, actor.id, lock=False)]
+
+        for conversation_id in await self.hub.read(current):
+            await self.follow(conversation_id)
 
     def _on_personal(self, _channel: str, payload: Payload) -> None:
         if payload.get("t") == "join":
@@ -499,6 +521,9 @@ class Connection:
                 await self._handle(frame)
             except WarmlineError as error:
                 self._reply_error(error, ref=ref)
+                if error.close_code is not None:
+                    await self._drain_then_close(error.close_code, f"{error.code}: {error.message}")
+                    return
             except Exception:
                 log.exception("frame handler failed")
                 self._reply_error(
@@ -582,10 +607,14 @@ class Connection:
                 },
             )
         )
-        # Follow before publishing, so this socket hears its own new conversation.
-        if ack.conversation_id not in self.live and actor.kind is SenderType.VISITOR:
-            await self.follow(ack.conversation_id)
         await self.hub.publish(outcome)
+        # A conversation this message opened: follow it. Its catch-up reads the store, so
+        # whatever was published before the subscription is still delivered, once.
+        if ack.conversation_id not in self.live and actor.kind is SenderType.VISITOR:
+            try:
+                await self.follow(ack.conversation_id)
+            except BusUnavailable:
+                log.warning("could not follow a new conversation; the bus reconnect will resync")
 
     async def _on_typing(self, frame: p.Typing) -> None:
         actor = self._actor()
@@ -644,7 +673,7 @@ class Connection:
     async def _on_status(self, frame: p.Status) -> None:
         actor = self._actor()
         if not actor.is_agent:
-            raise p.Forbidden("Only agents have a status.")
+            raise Forbidden("Only agents have a status.")
         status = AgentStatus(frame.status)
 
         async def work(session: AsyncSession) -> None:
@@ -666,7 +695,7 @@ class Connection:
     async def _on_resume(self, conversations: dict[uuid.UUID, int]) -> None:
         actor = self._actor()
 
-        async def check(session: AsyncSession) -> list[tuple[uuid.UUID, bool]]:
+        async def check(session: AsyncSession) -> list[tuple[uuid.UUID, bool, int]]:
             allowed = []
             for conversation_id in conversations:
                 conversation = await chat_repository.get(session, conversation_id)
@@ -676,14 +705,16 @@ class Connection:
                     raise ConversationNotFound(
                         "No such conversation.", conversation_id=str(conversation_id)
                     )
-                allowed.append((conversation_id, chat_service.is_live_for(actor, conversation)))
+                live = chat_service.is_live_for(actor, conversation)
+                allowed.append((conversation_id, live, conversation.last_seq))
             return allowed
 
-        for conversation_id, live in await self.hub.read(check):
+        for conversation_id, live, last_seq in await self.hub.read(check):
             if live:
                 await self._listen(conversation_id)
             # The writer owns the cursor; a resume may move it back (a client lost its copy).
-            self._enqueue(("rewind", conversation_id, conversations[conversation_id]))
+            seq = min(conversations[conversation_id], last_seq)
+            self._enqueue(("rewind", conversation_id, seq))
 
 
 class _Internal(WarmlineError):

@@ -63,13 +63,14 @@ class Hub:
         settings: Settings,
         db: Database,
         bus: Bus,
+        node: str | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self.db = db
         self.bus = bus
         self.clock = clock
-        self.node = settings.node_name or default_node_name()
+        self.node = node or settings.node_name or default_node_name()
         self.connections: set[Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -134,6 +135,14 @@ class Hub:
     async def publish_ephemeral(self, channel: str, payload: dict[str, object]) -> None:
         await self._publish(channel, payload)
 
+    def agent_sockets(self) -> dict[uuid.UUID, uuid.UUID]:
+        """Presence connection id -> agent id, for every agent socket open on this node."""
+        return {
+            c.presence_id: c.actor.id
+            for c in self.connections
+            if c.presence_id is not None and c.actor is not None
+        }
+
     async def _catch_up_everyone(self) -> None:
         for connection in tuple(self.connections):
             connection.catch_up_all()
@@ -184,7 +193,7 @@ class Hub:
         grace = timedelta(seconds=self.settings.agent_grace_period)
 
         async def housekeeping(session: AsyncSession) -> Outcome:
-            await presence.touch(session, node=self.node, now=now)
+            await presence.touch(session, node=self.node, live=self.agent_sockets(), now=now)
             await presence.sweep_stale(session, now=now, stale_after=stale_after)
             outcome = Outcome()
             for agent_id in await presence.agents_past_grace(session, now=now, grace=grace):

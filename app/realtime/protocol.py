@@ -28,7 +28,8 @@ CLOSE_ORIGIN = 4003
 CLOSE_HEARTBEAT = 4008
 
 ClientMsgId = Annotated[str, Field(min_length=1, max_length=64)]
-Seq = Annotated[int, Field(ge=0, le=2**53)]
+# Strict: `true` or "5" is not a seq (lax mode would read them as 1 and 5).
+Seq = Annotated[int, Field(ge=0, le=2**53, strict=True)]
 
 
 class Frame(BaseModel):
@@ -129,12 +130,8 @@ class OriginNotAllowed(WarmlineError):
     close_code = CLOSE_ORIGIN
 
 
-class Forbidden(WarmlineError):
-    code = "forbidden"
-    status_code = 403
-
-
 def _depth(value: Any, limit: int) -> int:
+    """How many objects/arrays deep `value` nests (the frame itself is 1); stops past `limit`."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     deepest = 0
     while stack:
@@ -142,10 +139,8 @@ def _depth(value: Any, limit: int) -> int:
         deepest = max(deepest, depth)
         if deepest > limit:
             return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list))
     return deepest
 
 
@@ -161,6 +156,9 @@ def parse(text: str, *, max_bytes: int) -> ClientFrame:
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc) or "depth" in str(exc):
+            # Valid JSON, just absurdly deep: the same answer as any frame over the depth limit.
+            raise InvalidFrame(f"Frame nests deeper than {MAX_JSON_DEPTH} levels.") from None
         raise InvalidJson(f"Frame is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidFrame("A frame must be a JSON object.")

@@ -9,6 +9,7 @@ been without any socket for the grace period (docs/protocol.md#presence).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select, update
@@ -59,11 +60,50 @@ async def _mark_if_unconnected(
     )
 
 
-async def touch(session: AsyncSession, *, node: str, now: datetime) -> None:
-    """Refresh `seen_at` of every connection this node holds."""
-    await session.execute(
-        update(AgentConnection).where(AgentConnection.node == node).values(seen_at=now)
+async def touch(
+    session: AsyncSession, *, node: str, live: Mapping[uuid.UUID, uuid.UUID], now: datetime
+) -> None:
+    """Make the node's rows match its open sockets (`live`: connection id -> agent id).
+
+    Refreshes `seen_at` of live connections, deletes this node's rows whose socket is gone (a
+    disconnect that could not be written, say during a database outage) and re-creates rows
+    another node swept as stale while this one could not reach the database.
+    """
+    stored = set(
+        (
+            await session.scalars(select(AgentConnection.id).where(AgentConnection.node == node))
+        ).all()
     )
+    gone = stored - live.keys()
+    if gone:
+        agent_ids = list(
+            (
+                await session.scalars(
+                    delete(AgentConnection)
+                    .where(AgentConnection.id.in_(gone))
+                    .returning(AgentConnection.agent_id)
+                )
+            ).all()
+        )
+        await _mark_if_unconnected(session, sorted(set(agent_ids)), now)
+    if live:
+        await session.execute(
+            update(AgentConnection).where(AgentConnection.id.in_(list(live))).values(seen_at=now)
+        )
+    for connection_id in live.keys() - stored:
+        session.add(
+            AgentConnection(
+                id=connection_id,
+                agent_id=live[connection_id],
+                node=node,
+                connected_at=now,
+                seen_at=now,
+            )
+        )
+        await session.execute(
+            update(Agent).where(Agent.id == live[connection_id]).values(disconnected_at=None)
+        )
+    await session.flush()
 
 
 async def sweep_stale(session: AsyncSession, *, now: datetime, stale_after: timedelta) -> int:

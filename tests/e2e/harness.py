@@ -159,7 +159,9 @@ async def count_rows(backend: Backend) -> dict[str, int]:
         async with db.read() as session:
             result = {}
             for table in ("conversations", "conversation_events", "visitors"):
-                result[table] = int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())  # noqa: S608 - fixed names
+                result[table] = int(
+                    (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+                )  # noqa: S608 - fixed names
             return result
     finally:
         await db.dispose()
@@ -187,7 +189,9 @@ class Client:
         self.answer_pings = True
 
     @classmethod
-    async def visitor(cls, server: Server, *, name: str = "Ada", token: str | None = None) -> Client:
+    async def visitor(
+        cls, server: Server, *, name: str = "Ada", token: str | None = None
+    ) -> Client:
         body: dict[str, Any] = {"name": name}
         if token:
             body["token"] = token
@@ -199,7 +203,9 @@ class Client:
     @classmethod
     async def agent(cls, server: Server, email: str) -> Client:
         async with httpx.AsyncClient(base_url=server.http) as http:
-            response = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+            response = await http.post(
+                "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+            )
             assert response.status_code == 200, response.text
         return cls(server, "agent", response.json()["token"])
 
@@ -235,13 +241,18 @@ class Client:
         return await self.next("ack", client_msg_id=cmid)
 
     async def _read(self, timeout: float) -> dict[str, Any]:
+        """The next non-ping frame within `timeout` seconds (TimeoutError otherwise)."""
         assert self.ws is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while True:
             try:
-                raw = await asyncio.wait_for(self.ws.recv(), timeout)
+                raw = await asyncio.wait_for(self.ws.recv(), max(0.0, deadline - loop.time()))
             except websockets.ConnectionClosed as exc:
                 received = exc.rcvd
-                raise Closed(received.code if received else None, received.reason if received else "") from None
+                raise Closed(
+                    received.code if received else None, received.reason if received else ""
+                ) from None
             frame: dict[str, Any] = orjson.loads(raw)
             if frame["type"] == "ping":
                 if self.answer_pings:
@@ -266,7 +277,9 @@ class Client:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise AssertionError(f"{self.role}: no {type_} {match} within {timeout}s; got {self._unread[-5:]}")
+                raise AssertionError(
+                    f"{self.role}: no {type_} {match} within {timeout}s; got {self._unread[-5:]}"
+                )
             try:
                 frame = await self._read(remaining)
             except TimeoutError:

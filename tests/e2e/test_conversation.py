@@ -29,7 +29,9 @@ def kinds(client: Client, conversation_id: str) -> list[tuple[int, str]]:
 
 
 class TestConversation:
-    async def test_visitor_and_agent_see_the_same_log(self, server: Server, backend: Backend) -> None:
+    async def test_visitor_and_agent_see_the_same_log(
+        self, server: Server, backend: Backend
+    ) -> None:
         """Visitor writes, the online agent is assigned and answers, the agent closes: both
         sides receive the same events, in the same order, with the same seq."""
         agent = await Client.agent(server, await create_agent(backend, name="Dana"))
@@ -51,7 +53,11 @@ class TestConversation:
         reply = await agent.message("Let me check that for you", conversation_id=conversation_id)
         got = await visitor.event("message", seq=reply["seq"])
         assert got["body"]["text"] == "Let me check that for you"
-        assert got["sender"] == {"type": "agent", "id": agent.welcome["session"]["id"], "name": "Dana"}
+        assert got["sender"] == {
+            "type": "agent",
+            "id": agent.welcome["session"]["id"],
+            "name": "Dana",
+        }
 
         await agent.send({"type": "close", "conversation_id": conversation_id})
         await visitor.event("conversation.closed")
@@ -103,7 +109,9 @@ class TestConversation:
         """A first message naming a skill that does not exist is an error and opens nothing."""
         visitor = await Client.visitor(server)
         await visitor.connect()
-        await visitor.send({"type": "message", "client_msg_id": "x1", "text": "hi", "skill": "nope"})
+        await visitor.send(
+            {"type": "message", "client_msg_id": "x1", "text": "hi", "skill": "nope"}
+        )
         error = await visitor.next("error", ref="x1")
         assert error["code"] == "invalid_frame"
         await visitor.close()
@@ -124,8 +132,12 @@ class TestIdempotency:
         again = await visitor.message("hello", client_msg_id="c-1")
         assert again["seq"] == first["seq"]
         assert again["duplicate"] is True
-        agent_resend = await agent.message("hi!", conversation_id=conversation_id, client_msg_id="a-1")
-        agent_again = await agent.message("hi!", conversation_id=conversation_id, client_msg_id="a-1")
+        agent_resend = await agent.message(
+            "hi!", conversation_id=conversation_id, client_msg_id="a-1"
+        )
+        agent_again = await agent.message(
+            "hi!", conversation_id=conversation_id, client_msg_id="a-1"
+        )
         assert (agent_again["seq"], agent_again["duplicate"]) == (agent_resend["seq"], True)
 
         fresh = Client(server, "visitor", visitor.token)
@@ -142,12 +154,16 @@ class TestIdempotency:
         await visitor.connect()
         mine = await visitor.message("from visitor", client_msg_id="1")
         await agent.event("agent.joined")
-        theirs = await agent.message("from agent", conversation_id=mine["conversation_id"], client_msg_id="1")
+        theirs = await agent.message(
+            "from agent", conversation_id=mine["conversation_id"], client_msg_id="1"
+        )
         assert theirs["duplicate"] is False and theirs["seq"] > mine["seq"]
 
 
 class TestResume:
-    async def test_resume_gets_exactly_the_missed_events(self, server: Server, backend: Backend) -> None:
+    async def test_resume_gets_exactly_the_missed_events(
+        self, server: Server, backend: Backend
+    ) -> None:
         """A visitor who drops after seq N and comes back with N receives N+1… once, in order,
         including what the agent wrote meanwhile, then keeps receiving live events."""
         agent = await Client.agent(server, await create_agent(backend))
@@ -183,7 +199,9 @@ class TestResume:
         seen = visitor.events[conversation_id] + back.events[conversation_id]
         assert [(e["seq"], e["kind"], e["body"]) for e in seen] == [(e["seq"], e["kind"], e["body"]) for e in full]  # fmt: skip
 
-    async def test_new_tab_without_resume_gets_the_whole_open_conversation(self, server: Server) -> None:
+    async def test_new_tab_without_resume_gets_the_whole_open_conversation(
+        self, server: Server
+    ) -> None:
         """A second tab of the same visitor sees the one open conversation from its start."""
         visitor = await Client.visitor(server)
         await visitor.connect()
@@ -197,7 +215,9 @@ class TestResume:
         assert other["conversation_id"] == ack["conversation_id"]
         await visitor.event("message", seq=other["seq"])
 
-    async def test_visitor_token_resumes_the_open_conversation_over_http(self, server: Server) -> None:
+    async def test_visitor_token_resumes_the_open_conversation_over_http(
+        self, server: Server
+    ) -> None:
         """POST /visitor/sessions with a held token returns the same visitor and their open chat."""
         visitor = await Client.visitor(server)
         await visitor.connect()

@@ -4,6 +4,7 @@ chat is served first. Pure inputs, no loop, no database.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from uuid import UUID
@@ -111,7 +112,7 @@ class TestRankAgents:
         assert rank_agents(waiting(), [], NOW) == []
 
     def test_agents_who_cannot_take_the_chat_are_left_out(self) -> None:
-        """Away, offline, disconnected, zero-capacity, full and unskilled agents are never ranked."""
+        """Away, offline, disconnected, zero-capacity, full and unskilled agents are not ranked."""
         chat = waiting(skill_id=BILLING)
         skilled = {BILLING: 3}
         agents = [
@@ -126,7 +127,7 @@ class TestRankAgents:
         assert rank_agents(chat, agents, NOW) == [uid(7)]
 
     def test_lower_load_ratio_wins(self) -> None:
-        """Of two agents with the skill, the one with the lower share of capacity in use goes first."""
+        """Of two skilled agents, the one using the smaller share of their capacity goes first."""
         chat = waiting(skill_id=BILLING)
         busy = agent(1, capacity=2, load=1, proficiency={BILLING: 5})  # 50 % busy
         lighter = agent(2, capacity=4, load=1, proficiency={BILLING: 1})  # 25 % busy
@@ -348,7 +349,7 @@ class TestQueueOrderProperties:
         """Higher priority is always served first; within a priority, earlier arrivals first."""
         ordered = queue_order(queue)
         assert sorted(ordered, key=lambda w: w.id) == sorted(queue, key=lambda w: w.id)
-        for before, after in zip(ordered, ordered[1:], strict=False):
+        for before, after in itertools.pairwise(ordered):
             assert before.priority >= after.priority
             if before.priority == after.priority:
                 assert before.queued_at <= after.queued_at

@@ -1,0 +1,170 @@
+"""Invariants of the store under concurrency, on SQLite and PostgreSQL: no agent above capacity,
+one owner per chat, one event per client_msg_id, dense seq, one open conversation per visitor."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from app.auth.tokens import hash_password
+from app.bus.memory import MemoryBus
+from app.chat import service as chat_service
+from app.chat.service import Actor, Outcome
+from app.config import Settings
+from app.realtime.hub import Hub
+from app.routing import presence
+from app.store.db import Database
+from app.store.models import (
+    Agent,
+    AgentStatus,
+    Conversation,
+    ConversationEvent,
+    ConversationState,
+    SenderType,
+    Visitor,
+)
+from tests.conftest import Backend
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest_asyncio.fixture
+async def hub(backend: Backend) -> AsyncIterator[Hub]:
+    db = Database(backend.database_url, pool_size=20)
+    bus = MemoryBus()
+    settings = Settings(database_url=backend.database_url)
+    try:
+        yield Hub(settings=settings, db=db, bus=bus, node="test-node", clock=lambda: NOW)
+    finally:
+        await db.dispose()
+
+
+async def online_agent(hub: Hub, *, capacity: int, name: str = "Agent") -> uuid.UUID:
+    async with hub.db.write() as session:
+        agent = Agent(
+            name=name,
+            email=f"{uuid.uuid4().hex[:8]}@example.com",
+            password_hash=hash_password("irrelevant-here"),
+            capacity=capacity,
+            status=AgentStatus.OFFLINE,
+        )
+        session.add(agent)
+        await session.flush()
+        await presence.connect(session, agent=agent, node=hub.node, now=NOW)
+        return agent.id
+
+
+async def visitor(hub: Hub) -> Actor:
+    async with hub.db.write() as session:
+        row = Visitor(token_hash=uuid.uuid4().hex, name="V", attributes={})
+        session.add(row)
+        await session.flush()
+        return Actor(SenderType.VISITOR, row.id, "V")
+
+
+async def send(
+    hub: Hub, actor: Actor, text: str, client_msg_id: str, now: datetime = NOW
+) -> Outcome:
+    async def work(session: object) -> Outcome:
+        return await chat_service.send_message(
+            session,  # type: ignore[arg-type] # the hub hands an AsyncSession
+            actor=actor,
+            conversation_id=None,
+            client_msg_id=client_msg_id,
+            text=text,
+            now=now,
+        )
+
+    return await hub.unit(work)
+
+
+class TestCapacity:
+    async def test_concurrent_chats_never_exceed_capacity(self, hub: Hub) -> None:
+        """Twelve visitors write at once to two agents of capacity 2 and 3: exactly five chats
+        are assigned, none beyond an agent's capacity, the rest wait in the queue."""
+        small = await online_agent(hub, capacity=2, name="Small")
+        large = await online_agent(hub, capacity=3, name="Large")
+        visitors = [await visitor(hub) for _ in range(12)]
+        await asyncio.gather(*(send(hub, v, "hello", "m1") for v in visitors))
+
+        async with hub.db.read() as session:
+            rows = (await session.execute(select(Conversation.agent_id, Conversation.state))).all()
+        load: dict[uuid.UUID | None, int] = {}
+        for agent_id, state in rows:
+            if state is ConversationState.ASSIGNED:
+                load[agent_id] = load.get(agent_id, 0) + 1
+        assert load == {small: 2, large: 3}
+        assert sum(1 for _, s in rows if s is ConversationState.QUEUED) == 7
+
+    async def test_queue_drains_in_order_when_capacity_frees(self, hub: Hub) -> None:
+        """When an agent closes a chat, the longest-waiting queued chat is assigned next."""
+        agent_id = await online_agent(hub, capacity=1)
+        first, second, third = [await visitor(hub) for _ in range(3)]
+        opened = await send(hub, first, "one", "m")
+        await send(hub, second, "two", "m", now=NOW + timedelta(seconds=1))
+        await send(hub, third, "three", "m", now=NOW + timedelta(seconds=2))
+        agent = Actor(SenderType.AGENT, agent_id, "Agent")
+        assert opened.conversation_id is not None
+
+        async def close(session: object) -> Outcome:
+            return await chat_service.close(
+                session,  # type: ignore[arg-type] # the hub hands an AsyncSession
+                actor=agent,
+                conversation_id=opened.conversation_id,  # type: ignore[arg-type] # checked above
+                now=NOW,
+            )
+
+        await hub.unit(close)
+        async with hub.db.read() as session:
+            owner = await session.scalar(
+                select(Conversation.visitor_id).where(
+                    Conversation.state == ConversationState.ASSIGNED
+                )
+            )
+        assert owner == second.id
+
+
+class TestIdempotentAppend:
+    async def test_two_tabs_sending_the_same_message_store_it_once(self, hub: Hub) -> None:
+        """The same client_msg_id sent concurrently (two tabs, a retry racing the original)
+        yields one conversation, one message event, and both acks carry its seq."""
+        someone = await visitor(hub)
+        results = await asyncio.gather(*(send(hub, someone, "hi", "same-id") for _ in range(5)))
+        acks = {(r.ack.conversation_id, r.ack.seq) for r in results if r.ack is not None}
+        assert len(acks) == 1
+        assert sum(1 for r in results if r.ack is not None and not r.ack.duplicate) == 1
+        async with hub.db.read() as session:
+            conversations = await session.scalar(
+                select(func.count())
+                .select_from(Conversation)
+                .where(Conversation.visitor_id == someone.id)
+            )
+            messages = await session.scalar(
+                select(func.count())
+                .select_from(ConversationEvent)
+                .where(ConversationEvent.kind == "message")
+            )
+        assert (conversations, messages) == (1, 1)
+
+    async def test_seq_is_dense_under_concurrent_writers(self, hub: Hub) -> None:
+        """Concurrent messages into one conversation get seq 1..n with no gap or repeat."""
+        someone = await visitor(hub)
+        await send(hub, someone, "first", "0")
+        await asyncio.gather(*(send(hub, someone, f"m{i}", str(i)) for i in range(1, 16)))
+        async with hub.db.read() as session:
+            seqs = list(
+                (
+                    await session.scalars(
+                        select(ConversationEvent.seq).order_by(ConversationEvent.seq)
+                    )
+                ).all()
+            )
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert len(seqs) == 2 + 16  # opened + queued + 16 messages
