@@ -68,10 +68,19 @@ class Server:
 
     async def start(self) -> Server:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-            cwd=ROOT, env=self.env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            cwd=ROOT,
+            env=self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         assert self.process.stderr is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STARTUP_TIMEOUT
@@ -93,7 +102,8 @@ class Server:
         return self
 
     async def _drain_output(self) -> None:
-        assert self.process is not None and self.process.stderr is not None
+        assert self.process is not None
+        assert self.process.stderr is not None
         while line := await self.process.stderr.readline():
             self.output.append(line.decode(errors="replace"))
 
@@ -135,9 +145,12 @@ async def create_agent(
     try:
         async with db.write() as session:
             agent = Agent(
-                name=name, email=email, role=role, password_hash=hash_password(PASSWORD),
+                name=name,
+                email=email,
+                role=role,
+                password_hash=hash_password(PASSWORD),
                 capacity=capacity,
-            )  # fmt: skip
+            )
             session.add(agent)
             await session.flush()
             for slug, level in (skills or {}).items():
@@ -160,14 +173,14 @@ async def count_rows(backend: Backend) -> dict[str, int]:
             result = {}
             for table in ("conversations", "conversation_events", "visitors"):
                 result[table] = int(
-                    (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
-                )  # noqa: S608 - fixed names
+                    (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()  # noqa: S608 - fixed names
+                )
             return result
     finally:
         await db.dispose()
 
 
-class Closed(Exception):  # noqa: N818 - reads as what happened
+class Closed(Exception):
     def __init__(self, code: int | None, reason: str) -> None:
         super().__init__(f"closed with {code}: {reason}")
         self.code = code
@@ -214,9 +227,11 @@ class Client:
     ) -> dict[str, Any]:
         headers = {"Origin": origin} if origin else None
         self.ws = await websockets.connect(
-            f"{self.server.ws}/ws/v1/{self.role}", additional_headers=headers, max_size=None,
+            f"{self.server.ws}/ws/v1/{self.role}",
+            additional_headers=headers,
+            max_size=None,
             compression=None,
-        )  # fmt: skip
+        )
         self._unread.clear()
         if not hello:
             return {}
@@ -231,7 +246,14 @@ class Client:
         assert self.ws is not None
         await self.ws.send(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
 
-    async def message(self, text: str, *, conversation_id: str | None = None, client_msg_id: str | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+    async def message(
+        self,
+        text: str,
+        *,
+        conversation_id: str | None = None,
+        client_msg_id: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         """Send a message and return its ack."""
         cmid = client_msg_id or uuid.uuid4().hex
         frame: dict[str, Any] = {"type": "message", "client_msg_id": cmid, "text": text, **extra}

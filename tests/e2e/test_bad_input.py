@@ -57,14 +57,27 @@ class TestErrorFrames:
             ('{"type": "shout", "text": "hi"}', "unknown_type"),
             ('{"type": "message", "text": "no client_msg_id"}', "invalid_frame"),
             ('{"type": "message", "client_msg_id": 5, "text": "wrong type"}', "invalid_frame"),
-            ('{"type": "message", "client_msg_id": "a", "text": "x", "admin": true}', "invalid_frame"),
+            (
+                '{"type": "message", "client_msg_id": "a", "text": "x", "admin": true}',
+                "invalid_frame",
+            ),
             ('{"type": "message", "client_msg_id": "a", "text": "   "}', "invalid_frame"),
-            ('{"type": "typing", "conversation_id": "not-a-uuid", "state": "start"}', "invalid_frame"),
+            (
+                '{"type": "typing", "conversation_id": "not-a-uuid", "state": "start"}',
+                "invalid_frame",
+            ),
             ('{"type": "hello", "token": "again"}', "invalid_frame"),
-            ('{"type": "a", "b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {}}}}}}}}}', "invalid_frame"),
-            ('{"type": "message", "client_msg_id": "a", "text": "x", "page_url": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {}}}}}}}}}', "invalid_frame"),
+            (
+                '{"type": "a", "b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {}}}}}}}}}',
+                "invalid_frame",
+            ),
+            (
+                '{"type": "message", "client_msg_id": "a", "text": "x", '
+                '"page_url": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {}}}}}}}}}',
+                "invalid_frame",
+            ),
         ],
-    )  # fmt: skip
+    )
     async def test_bad_frame_gets_error_and_changes_nothing(
         self,
         server: Server,
@@ -85,7 +98,9 @@ class TestErrorFrames:
         await still_alive(visitor)
         assert await count_rows(backend) == before
 
-    async def test_message_too_long(self, server: Server, backend: Backend, chatting: tuple[Client, Client, str]) -> None:  # fmt: skip
+    async def test_message_too_long(
+        self, server: Server, backend: Backend, chatting: tuple[Client, Client, str]
+    ) -> None:
         """A message over the character limit is refused with the limit in the error."""
         visitor, _agent, _ = chatting
         before = await count_rows(backend)
@@ -151,26 +166,44 @@ class TestNotYourConversation:
         other = await Client.agent(server, await create_agent(backend, name="Other"))
         await other.connect()
         before = await count_rows(backend)
-        await other.send({"type": "message", "conversation_id": conversation_id, "client_msg_id": "o", "text": "x"})  # fmt: skip
+        await other.send(
+            {
+                "type": "message",
+                "conversation_id": conversation_id,
+                "client_msg_id": "o",
+                "text": "x",
+            }
+        )
         error = await other.next("error", ref="o")
         assert error["code"] == "not_participant"
         await other.send({"type": "message", "client_msg_id": "o2", "text": "no conversation"})
         assert (await other.next("error", ref="o2"))["code"] == "not_participant"
         assert await count_rows(backend) == before
 
-    async def test_closed_conversation_refuses_messages(self, chatting: tuple[Client, Client, str]) -> None:  # fmt: skip
+    async def test_closed_conversation_refuses_messages(
+        self, chatting: tuple[Client, Client, str]
+    ) -> None:
         """After a close, a message naming the conversation gets conversation_closed."""
         visitor, agent, conversation_id = chatting
         await visitor.send({"type": "close", "conversation_id": conversation_id})
         await agent.event("conversation.closed")
-        await agent.send({"type": "message", "conversation_id": conversation_id, "client_msg_id": "late", "text": "x"})  # fmt: skip
+        await agent.send(
+            {
+                "type": "message",
+                "conversation_id": conversation_id,
+                "client_msg_id": "late",
+                "text": "x",
+            }
+        )
         assert (await agent.next("error", ref="late"))["code"] == "conversation_closed"
         await visitor.send({"type": "close", "conversation_id": conversation_id})
         assert (await visitor.next("error"))["code"] == "conversation_closed"
 
 
 class TestFatal:
-    async def test_oversize_frame_closes_with_1009(self, chatting: tuple[Client, Client, str], backend: Backend) -> None:  # fmt: skip
+    async def test_oversize_frame_closes_with_1009(
+        self, chatting: tuple[Client, Client, str], backend: Backend
+    ) -> None:
         """A frame over max_frame_bytes closes the socket with 1009 and stores nothing."""
         visitor, _agent, _ = chatting
         before = await count_rows(backend)
@@ -180,7 +213,9 @@ class TestFatal:
         assert "frame_too_large" in closed.reason
         assert await count_rows(backend) == before
 
-    async def test_huge_frame_is_cut_by_the_transport(self, chatting: tuple[Client, Client, str]) -> None:  # fmt: skip
+    async def test_huge_frame_is_cut_by_the_transport(
+        self, chatting: tuple[Client, Client, str]
+    ) -> None:
         """A frame far over the limit never reaches the application: closed with 1009."""
         visitor, _agent, _ = chatting
         await visitor.send("x" * 100_000)

@@ -42,7 +42,8 @@ class TestConversation:
 
         ack = await visitor.message("Hi, my order #1234 has not arrived")
         conversation_id = ack["conversation_id"]
-        assert ack["seq"] == 2 and ack["duplicate"] is False
+        assert ack["seq"] == 2
+        assert ack["duplicate"] is False
 
         joined = await visitor.event("agent.joined")
         assert joined["body"]["agent"]["name"] == "Dana"
@@ -64,17 +65,25 @@ class TestConversation:
         await agent.event("conversation.closed")
 
         expected = [
-            "conversation.opened", "message", "conversation.queued", "conversation.assigned",
-            "agent.joined", "message", "conversation.closed",
-        ]  # fmt: skip
+            "conversation.opened",
+            "message",
+            "conversation.queued",
+            "conversation.assigned",
+            "agent.joined",
+            "message",
+            "conversation.closed",
+        ]
         assert [k for _, k in kinds(visitor, conversation_id)] == expected
         assert kinds(agent, conversation_id) == kinds(visitor, conversation_id)
         assert visitor.seqs(conversation_id) == list(range(1, 8))
         await visitor.close()
         await agent.close()
 
-    async def test_chat_waits_in_queue_until_an_agent_comes_online(self, server: Server, backend: Backend) -> None:  # fmt: skip
-        """With nobody online the chat is queued; the first agent to connect gets it, history included."""
+    async def test_chat_waits_in_queue_until_an_agent_comes_online(
+        self, server: Server, backend: Backend
+    ) -> None:
+        """With nobody online the chat is queued; the first agent to connect gets it, with its
+        history."""
         email = await create_agent(backend, name="Sam")
         visitor = await Client.visitor(server)
         await visitor.connect()
@@ -90,14 +99,18 @@ class TestConversation:
 
     async def test_least_loaded_agent_gets_the_chat(self, server: Server, backend: Backend) -> None:
         """Two agents with the skill: the one with fewer chats for their capacity is assigned."""
-        busy = await Client.agent(server, await create_agent(backend, name="Busy", skills={"billing": 3}, capacity=2))  # fmt: skip
+        busy = await Client.agent(
+            server, await create_agent(backend, name="Busy", skills={"billing": 3}, capacity=2)
+        )
         await busy.connect()
         first = await Client.visitor(server, name="First")
         await first.connect()
         await first.message("one", skill="billing")
         await busy.event("agent.joined")  # Busy is alone, takes the first chat
 
-        free = await Client.agent(server, await create_agent(backend, name="Free", skills={"billing": 1}, capacity=2))  # fmt: skip
+        free = await Client.agent(
+            server, await create_agent(backend, name="Free", skills={"billing": 1}, capacity=2)
+        )
         await free.connect()
         second = await Client.visitor(server, name="Second")
         await second.connect()
@@ -146,7 +159,9 @@ class TestIdempotency:
         texts = [e["body"]["text"] for e in fresh.events[conversation_id] if e["kind"] == "message"]
         assert texts == ["hello", "hi!"]
 
-    async def test_same_client_msg_id_from_two_senders_are_two_messages(self, server: Server, backend: Backend) -> None:  # fmt: skip
+    async def test_same_client_msg_id_from_two_senders_are_two_messages(
+        self, server: Server, backend: Backend
+    ) -> None:
         """client_msg_id is unique per sender: a visitor and an agent may both use "1"."""
         agent = await Client.agent(server, await create_agent(backend))
         await agent.connect()
@@ -157,7 +172,8 @@ class TestIdempotency:
         theirs = await agent.message(
             "from agent", conversation_id=mine["conversation_id"], client_msg_id="1"
         )
-        assert theirs["duplicate"] is False and theirs["seq"] > mine["seq"]
+        assert theirs["duplicate"] is False
+        assert theirs["seq"] > mine["seq"]
 
 
 class TestResume:
@@ -197,7 +213,9 @@ class TestResume:
         await fresh.event("message", seq=live["seq"])
         full = fresh.events[conversation_id]
         seen = visitor.events[conversation_id] + back.events[conversation_id]
-        assert [(e["seq"], e["kind"], e["body"]) for e in seen] == [(e["seq"], e["kind"], e["body"]) for e in full]  # fmt: skip
+        assert [(e["seq"], e["kind"], e["body"]) for e in seen] == [
+            (e["seq"], e["kind"], e["body"]) for e in full
+        ]
 
     async def test_new_tab_without_resume_gets_the_whole_open_conversation(
         self, server: Server
@@ -234,7 +252,9 @@ class TestPresence:
     async def test_dropped_agent_loses_chats_after_grace(self, backend: Backend) -> None:
         """An agent whose socket dies keeps the chat for the grace period; then it goes back to
         the queue (the visitor is told) and the next online agent gets it with its history."""
-        server = await Server(backend, agent_grace_period="1", heartbeat_interval="0.5", heartbeat_timeout="2").start()  # fmt: skip
+        server = await Server(
+            backend, agent_grace_period="1", heartbeat_interval="0.5", heartbeat_timeout="2"
+        ).start()
         try:
             gone = await Client.agent(server, await create_agent(backend, name="Gone"))
             await gone.connect()

@@ -17,10 +17,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
 async def run_cli(*args: str, database_url: str, **env: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", *args, cwd=ROOT,
+        sys.executable,
+        "-m",
+        "app.cli",
+        *args,
+        cwd=ROOT,
         env={**os.environ, "WARMLINE_DATABASE_URL": database_url, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode or 0, out.decode()
 
@@ -68,21 +73,42 @@ class TestCli:
         """`warmline agent create` makes an agent who can log in with the given password and
         is routed chats for their skill."""
         code, out = await run_cli(
-            "agent", "create", "--name", "Kim", "--email", "Kim@Example.com", "--skill", "billing:4",
-            "--capacity", "2", database_url=backend.database_url,
+            "agent",
+            "create",
+            "--name",
+            "Kim",
+            "--email",
+            "Kim@Example.com",
+            "--skill",
+            "billing:4",
+            "--capacity",
+            "2",
+            database_url=backend.database_url,
             WARMLINE_AGENT_PASSWORD="a-long-enough-password",
-        )  # fmt: skip
+        )
         assert code == 0, out
         code, out = await run_cli(
-            "agent", "create", "--name", "Kim", "--email", "kim@example.com",
-            database_url=backend.database_url, WARMLINE_AGENT_PASSWORD="a-long-enough-password",
-        )  # fmt: skip
+            "agent",
+            "create",
+            "--name",
+            "Kim",
+            "--email",
+            "kim@example.com",
+            database_url=backend.database_url,
+            WARMLINE_AGENT_PASSWORD="a-long-enough-password",
+        )
         assert code == 1
         assert "exists already" in out
         code, out = await run_cli(
-            "agent", "create", "--name", "Short", "--email", "s@example.com",
-            database_url=backend.database_url, WARMLINE_AGENT_PASSWORD="short",
-        )  # fmt: skip
+            "agent",
+            "create",
+            "--name",
+            "Short",
+            "--email",
+            "s@example.com",
+            database_url=backend.database_url,
+            WARMLINE_AGENT_PASSWORD="short",
+        )
         assert code == 2
         server = await Server(backend).start()
         try:
@@ -152,11 +178,20 @@ class TestCors:
         server = await Server(sqlite_backend, allowed_origins="https://shop.example").start()
         try:
             async with httpx.AsyncClient(base_url=server.http) as http:
-                preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}  # fmt: skip
-                ok = await http.options("/api/v1/visitor/sessions", headers={"Origin": "https://shop.example", **preflight})  # fmt: skip
+                preflight = {
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "content-type",
+                }
+                ok = await http.options(
+                    "/api/v1/visitor/sessions",
+                    headers={"Origin": "https://shop.example", **preflight},
+                )
                 assert ok.status_code == 200
                 assert ok.headers["access-control-allow-origin"] == "https://shop.example"
-                bad = await http.options("/api/v1/visitor/sessions", headers={"Origin": "https://evil.example", **preflight})  # fmt: skip
+                bad = await http.options(
+                    "/api/v1/visitor/sessions",
+                    headers={"Origin": "https://evil.example", **preflight},
+                )
                 assert "access-control-allow-origin" not in bad.headers
         finally:
             await server.stop()
