@@ -9,6 +9,8 @@ of skipping it.
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 import socket
 import uuid
@@ -128,3 +130,17 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 @pytest.fixture
 def unmigrated_sqlite(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _no_unobserved_task_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test in which an asyncio task died with an exception nobody looked at: asyncio
+    only logs those ("Task exception was never retrieved"), which would hide a broken path."""
+    yield
+    gc.collect()  # a task's unretrieved exception is reported when the task is collected
+    reported = [
+        r.getMessage()
+        for r in caplog.get_records("call") + caplog.get_records("teardown")
+        if r.name == "asyncio" and r.levelno >= logging.ERROR
+    ]
+    assert not reported, f"unobserved asyncio errors: {reported}"

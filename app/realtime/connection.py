@@ -204,7 +204,13 @@ class Connection:
             ) from None
         assert self.actor is not None  # noqa: S101 - set by _authenticate
         structlog.contextvars.bind_contextvars(role=self.role, actor_id=str(self.actor.id))
-        await self._welcome(frame.resume)
+        try:
+            await self._welcome(frame.resume)
+        except (ServiceUnavailable, BusUnavailable):
+            # The database or Redis failed while setting up: retryable, never a bad token.
+            raise HelloUnavailable(
+                "The chat service cannot reach its database or event bus; retry soon."
+            ) from None
 
     async def _authenticate(self, token: str) -> None:
         now = self.hub.clock()

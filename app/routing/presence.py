@@ -100,8 +100,15 @@ async def touch(
                 seen_at=now,
             )
         )
+        # The socket never went away; only this node's view of the database did. An agent
+        # turned offline meanwhile (grace period over) is online again, as on a fresh connect.
         await session.execute(
             update(Agent).where(Agent.id == live[connection_id]).values(disconnected_at=None)
+        )
+        await session.execute(
+            update(Agent)
+            .where(Agent.id == live[connection_id], Agent.status == AgentStatus.OFFLINE)
+            .values(status=AgentStatus.ONLINE)
         )
     await session.flush()
 

@@ -69,7 +69,13 @@ async def lock_agent_load(session: AsyncSession, agent_id: uuid.UUID) -> tuple[A
     of work retries it. On SQLite the whole write transaction is exclusive (BEGIN IMMEDIATE).
     Returns None if the agent no longer exists.
     """
-    agent = await session.scalar(select(Agent).where(Agent.id == agent_id).with_for_update())
+    agent = await session.scalar(
+        select(Agent)
+        .where(Agent.id == agent_id)
+        .with_for_update()
+        # Re-read the row under the lock: the candidate query's copy may predate a status change.
+        .execution_options(populate_existing=True)
+    )
     if agent is None:
         return None
     load = await session.scalar(

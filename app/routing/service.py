@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.routing import repository
 from app.routing.core import Candidate, Presence, Waiting, rank_agents
-from app.store.models import Agent, Conversation
+from app.store.models import Agent, AgentStatus, Conversation
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,8 @@ async def claim_agent(
         if locked is None:
             continue
         agent, load = locked
-        if load < agent.capacity:
+        # Re-checked under the lock: the agent may have gone away or filled up since the
+        # candidate query.
+        if agent.is_active and agent.status is AgentStatus.ONLINE and load < agent.capacity:
             return Claim(agent=agent, load_after=load + 1)
     return None

@@ -107,11 +107,16 @@ class Server:
         while line := await self.process.stderr.readline():
             self.output.append(line.decode(errors="replace"))
 
-    async def stop(self) -> None:
+    async def stop(self, *, allow_errors: bool = False) -> None:
+        """Shut down cleanly (SIGTERM). Fails the test if the server logged an error or a
+        traceback meanwhile, unless `allow_errors`: a server-side failure is never silent."""
         await self._end(signal.SIGTERM)
         # Shown by pytest only when the test failed: the server's side of the story.
         print(f"--- server :{self.port} log (last 60 lines) ---")  # noqa: T201
         print("".join(self.output[-60:]))  # noqa: T201
+        if not allow_errors:
+            errors = [line for line in self.output if "[error" in line or "Traceback" in line]
+            assert not errors, f"server :{self.port} logged errors: {errors[:5]}"
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown hooks run, as in a crash."""
