@@ -49,3 +49,10 @@ class ServiceUnavailable(WarmlineError):
 
     code = "unavailable"
     status_code = 503
+
+
+class InvalidData(WarmlineError):
+    """A value the store cannot hold (caught at the edges where possible; this is the net)."""
+
+    code = "invalid_data"
+    status_code = 422

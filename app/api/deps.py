@@ -8,13 +8,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth_service
 from app.auth.errors import InvalidToken
 from app.config import Settings
-from app.errors import ServiceUnavailable
+from app.errors import InvalidData, ServiceUnavailable
 from app.store.db import Database
 from app.store.models import Agent
 
@@ -42,7 +43,9 @@ async def get_session(db: Annotated[Database, Depends(get_db)]) -> AsyncIterator
     try:
         async with db.write() as session:
             yield session
-    except (OperationalError, DBAPIError, OSError) as exc:
+    except DataError as exc:
+        raise InvalidData("The database refused a value in this request.") from exc
+    except (OperationalError, DBAPIError, OSError, PoolTimeout) as exc:
         raise ServiceUnavailable("The database cannot be reached; try again shortly.") from exc
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+log = logging.getLogger(__name__)
 Payload = dict[str, Any]
 Callback = Callable[[str, Payload], None]
 ReconnectCallback = Callable[[], Awaitable[None]]
@@ -99,9 +101,16 @@ class Bus(abc.ABC):
         between are gone, so listeners must catch up from the store."""
         self._reconnect_callbacks.append(callback)
 
-    def _dispatch(self, channel: str, payload: Payload) -> None:
+    def _dispatch(self, channel: str, payload: object) -> None:
+        if not isinstance(payload, dict):
+            log.warning("dropping a bus payload that is not an object on %s", channel)
+            return
         for handle in tuple(self._listeners.get(channel, ())):
-            handle.callback(channel, payload)
+            try:
+                handle.callback(channel, payload)
+            except Exception:
+                # One bad payload or listener must not silence the node's whole bus.
+                log.exception("bus listener failed on %s", channel)
 
     @asynccontextmanager
     async def subscribe(

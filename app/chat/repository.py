@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
@@ -113,3 +113,28 @@ async def names(
     visitor = await session.get(Visitor, visitor_id)
     agent = None if agent_id is None else await session.get(Agent, agent_id)
     return visitor, agent
+
+
+async def heads(
+    session: AsyncSession,
+    *,
+    conversation_ids: set[uuid.UUID],
+    agent_ids: set[uuid.UUID],
+    visitor_ids: set[uuid.UUID],
+) -> Sequence[Conversation]:
+    clauses: list[ColumnElement[bool]] = []
+    if conversation_ids:
+        clauses.append(Conversation.id.in_(conversation_ids))
+    if agent_ids:
+        clauses.append(
+            Conversation.agent_id.in_(agent_ids)
+            & (Conversation.state == ConversationState.ASSIGNED)
+        )
+    if visitor_ids:
+        clauses.append(
+            Conversation.visitor_id.in_(visitor_ids)
+            & (Conversation.state != ConversationState.CLOSED)
+        )
+    if not clauses:
+        return []
+    return (await session.scalars(select(Conversation).where(or_(*clauses)))).all()

@@ -165,6 +165,15 @@ async def send_message(
     opened = False
     conversation: Conversation | None
     if conversation_id is not None:
+        # A resend of a message already stored is acked as a duplicate even if the
+        # conversation has since closed or moved on: the sender's own event answers for it.
+        earlier = await repository.find_by_client_msg_id(
+            session, conversation_id, actor.kind, actor.id, client_msg_id
+        )
+        if earlier is not None:
+            outcome.ack = Ack(conversation_id, earlier.seq, client_msg_id, duplicate=True)
+            outcome.conversation_id = conversation_id
+            return outcome
         conversation = await _load_owned(session, actor, conversation_id)
     elif actor.kind is SenderType.VISITOR:
         conversation = await repository.open_of_visitor(session, actor.id, lock=True)
@@ -401,3 +410,28 @@ async def requeue_agent_chats(
 
 def events_of(rows: list[ConversationEvent]) -> list[StoredEvent]:
     return [StoredEvent.of(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationHead:
+    """Where a conversation's log ends and who is part of it, for reconciling sockets."""
+
+    id: uuid.UUID
+    last_seq: int
+    state: ConversationState
+    visitor_id: uuid.UUID
+    agent_id: uuid.UUID | None
+
+
+async def heads(
+    session: AsyncSession,
+    *,
+    conversation_ids: set[uuid.UUID],
+    agent_ids: set[uuid.UUID],
+    visitor_ids: set[uuid.UUID],
+) -> list[ConversationHead]:
+    """The followed conversations, plus the ones these agents hold and these visitors have open."""
+    rows = await repository.heads(
+        session, conversation_ids=conversation_ids, agent_ids=agent_ids, visitor_ids=visitor_ids
+    )
+    return [ConversationHead(c.id, c.last_seq, c.state, c.visitor_id, c.agent_id) for c in rows]

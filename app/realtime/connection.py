@@ -31,9 +31,9 @@ from app.chat.events import StoredEvent
 from app.chat.service import Actor, Outcome
 from app.errors import Forbidden, ServiceUnavailable, WarmlineError
 from app.realtime import protocol as p
-from app.realtime.hub import Hub
+from app.realtime.hub import Hub, PresenceEntry
 from app.routing import presence
-from app.store.models import AgentStatus, Conversation, SenderType, Skill
+from app.store.models import AgentStatus, Conversation, ConversationState, SenderType, Skill
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,16 @@ class Connection:
         self.outbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(
             maxsize=self.settings.outbox_size
         )
+        # Per conversation: the last seq this socket has been sent (or skipped as not visible).
         self.delivered: dict[uuid.UUID, int] = {}
+        # Conversations whose events this socket is sent, live or as a replay.
+        self.following: set[uuid.UUID] = set()
+        # Bus subscriptions of the conversations this socket is part of now.
         self.live: dict[uuid.UUID, Listening] = {}
+        # Serialises (un)subscribing: `bus.listen` awaits, and two follows of one conversation
+        # (a join notice and the handler that caused it) must not both subscribe.
+        self._subscriptions = asyncio.Lock()
+        self._torn_down = False
         self.personal: Listening | None = None
         self.presence_id: uuid.UUID | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -104,16 +112,19 @@ class Connection:
                 await self._writer
         for task in tuple(self._background):
             task.cancel()
-        for handle in tuple(self.live.values()):
-            with contextlib.suppress(Exception):
-                await handle.close()
-        self.live.clear()
-        if self.personal is not None:
-            with contextlib.suppress(Exception):
-                await self.personal.close()
+        async with self._subscriptions:
+            self._torn_down = True  # a follow still in flight must not subscribe now
+            for handle in tuple(self.live.values()):
+                with contextlib.suppress(Exception):
+                    await handle.close()
+            self.live.clear()
+            if self.personal is not None:
+                with contextlib.suppress(Exception):
+                    await self.personal.close()
         if self.presence_id is not None:
             connection_id = self.presence_id
             self.presence_id = None
+            self.hub.presence.pop(connection_id, None)
 
             async def gone(session: AsyncSession) -> None:
                 await presence.disconnect(
@@ -223,14 +234,24 @@ class Connection:
             self.actor = await self.hub.unit(visitor)
             return
 
-        async def agent(session: AsyncSession) -> tuple[Actor, uuid.UUID]:
-            found = await auth_service.authenticate_agent(session, token=token, now=now)
-            connection_id = await presence.connect(
-                session, agent=found, node=self.hub.node, now=now
-            )
-            return Actor(SenderType.AGENT, found.id, found.name), connection_id
+        connection_id = uuid.uuid4()
 
-        self.actor, self.presence_id = await self.hub.unit(agent)
+        async def agent(session: AsyncSession) -> Actor:
+            found = await auth_service.authenticate_agent(session, token=token, now=now)
+            # Known to the hub before the row commits: a housekeeping tick in between must
+            # neither delete the row as orphaned nor re-create it.
+            self.hub.presence[connection_id] = PresenceEntry(found.id, now)
+            await presence.connect(
+                session, agent=found, connection_id=connection_id, node=self.hub.node, now=now
+            )
+            return Actor(SenderType.AGENT, found.id, found.name)
+
+        try:
+            self.actor = await self.hub.unit(agent)
+        except BaseException:
+            self.hub.presence.pop(connection_id, None)
+            raise
+        self.presence_id = connection_id
 
     async def _welcome(self, resume: dict[uuid.UUID, int]) -> None:
         actor = self._actor()
@@ -275,6 +296,7 @@ class Connection:
             self.delivered[conversation.id] = min(
                 resume.get(conversation.id, 0), conversation.last_seq
             )
+            self.following.add(conversation.id)
             if conversation.id not in replay_only:
                 await self._listen(conversation.id)
         summaries = await self.hub.read(lambda s: self._summaries(s, conversations))
@@ -331,22 +353,27 @@ class Connection:
     # -- subscriptions ----------------------------------------------------------------------
 
     async def _listen(self, conversation_id: uuid.UUID) -> None:
-        if conversation_id in self.live:
-            return
-        self.live[conversation_id] = await self.hub.bus.listen(
-            f"conv:{conversation_id}", self._on_conversation
-        )
+        async with self._subscriptions:
+            if conversation_id in self.live or self._torn_down:
+                return
+            self.live[conversation_id] = await self.hub.bus.listen(
+                f"conv:{conversation_id}", self._on_conversation
+            )
 
     async def _unlisten(self, conversation_id: uuid.UUID) -> None:
-        handle = self.live.pop(conversation_id, None)
-        if handle is not None:
-            await handle.close()
+        async with self._subscriptions:
+            handle = self.live.pop(conversation_id, None)
+            if handle is not None:
+                await handle.close()
 
     async def follow(self, conversation_id: uuid.UUID) -> None:
-        """Start receiving a conversation this socket just became part of, from its start."""
+        """Start receiving a conversation this socket just became part of.
+
+        Continues from what this socket was already sent of it (nothing: from seq 1)."""
         if conversation_id in self.live:
             return
         await self._listen(conversation_id)
+        self.following.add(conversation_id)
         self.delivered.setdefault(conversation_id, 0)
         self._enqueue(("catchup", conversation_id))
 
@@ -368,6 +395,20 @@ class Connection:
 
         for conversation_id in await self.hub.read(current):
             await self.follow(conversation_id)
+
+    def reconcile(self, heads: list[chat_service.ConversationHead]) -> None:
+        """Follow what this socket is part of but missed; catch up where the log is ahead."""
+        actor = self._actor()
+        for head in heads:
+            mine = (
+                head.agent_id == actor.id and head.state is ConversationState.ASSIGNED
+                if actor.is_agent
+                else head.visitor_id == actor.id and head.state is not ConversationState.CLOSED
+            )
+            if mine and head.id not in self.live:
+                self._spawn(self.follow(head.id))
+            elif head.id in self.following and self.delivered.get(head.id, 0) < head.last_seq:
+                self._enqueue(("catchup", head.id))
 
     def _on_personal(self, _channel: str, payload: Payload) -> None:
         if payload.get("t") == "join":
@@ -439,10 +480,11 @@ class Connection:
                 await self._catch_up(conversation_id, up_to=None)
             case ("rewind", conversation_id, seq):
                 self.delivered[conversation_id] = seq
+                self.following.add(conversation_id)
                 await self._catch_up(conversation_id, up_to=None)
             case ("event", wire):
                 conversation_id = uuid.UUID(wire["conversation_id"])
-                if conversation_id not in self.delivered:
+                if conversation_id not in self.following:
                     return  # not (or no longer) a conversation of this socket
                 seq = wire["seq"]
                 done = self.delivered[conversation_id]
@@ -450,15 +492,17 @@ class Connection:
                     return  # already sent, by a catch-up or an earlier notice
                 if seq > done + 1:
                     await self._catch_up(conversation_id, up_to=seq - 1)
+                    if conversation_id not in self.following:
+                        return  # the gap held this socket's leaving
                 if wire["visibility"] == "all" or self.include_internal:
                     await self._send(wire)
                 self.delivered[conversation_id] = seq
                 await self._after_event(conversation_id, wire)
 
     async def _catch_up(self, conversation_id: uuid.UUID, *, up_to: int | None) -> None:
-        while True:
-            after = self.delivered.get(conversation_id)
-            if after is None or (up_to is not None and after >= up_to):
+        while conversation_id in self.following:
+            after = self.delivered[conversation_id]
+            if up_to is not None and after >= up_to:
                 return
 
             async def page(session: AsyncSession, after: int = after) -> list[dict[str, Any]]:
@@ -478,20 +522,33 @@ class Connection:
                     await self._send(wire)
                 self.delivered[conversation_id] = wire["seq"]
                 await self._after_event(conversation_id, wire)
-                if conversation_id not in self.delivered:
+                if conversation_id not in self.following:
                     return
             if len(events) < REPLAY_PAGE:
                 return
 
     async def _after_event(self, conversation_id: uuid.UUID, wire: dict[str, Any]) -> None:
-        """Stop following a conversation this socket is no longer part of."""
+        """Stop following a conversation this socket is no longer part of.
+
+        A closed conversation is final. An `agent.left` naming this agent may be history (a
+        replay of a chat that came back to them later), so the store decides."""
         actor = self._actor()
         kind = wire["kind"]
-        gone = kind == kinds.CLOSED or (
-            kind == kinds.AGENT_LEFT and actor.is_agent and wire["sender"]["id"] == str(actor.id)
-        )
-        if gone:
-            await self._unlisten(conversation_id)
+        if kind == kinds.CLOSED:
+            await self._stop_following(conversation_id)
+        elif kind == kinds.AGENT_LEFT and actor.is_agent and wire["sender"]["id"] == str(actor.id):
+
+            async def still_mine(session: AsyncSession) -> bool:
+                conversation = await chat_repository.get(session, conversation_id)
+                return conversation is not None and chat_service.is_live_for(actor, conversation)
+
+            if not await self.hub.read(still_mine):
+                await self._stop_following(conversation_id)
+
+    async def _stop_following(self, conversation_id: uuid.UUID) -> None:
+        # The cursor stays: if the conversation comes back, delivery resumes after it.
+        self.following.discard(conversation_id)
+        await self._unlisten(conversation_id)
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_text(p.encode(frame))

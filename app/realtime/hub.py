@@ -17,17 +17,19 @@ import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bus.base import Bus, BusUnavailable
 from app.chat import service as chat_service
 from app.chat.service import Outcome
 from app.config import Settings
-from app.errors import ServiceUnavailable
+from app.errors import InvalidData, ServiceUnavailable
 from app.routing import presence
 from app.store.db import Database
 
@@ -44,6 +46,12 @@ UNIT_OF_WORK_TRIES = 3
 STALE_CONNECTION_INTERVALS = 4
 # Delay before a crashed background loop is started again.
 LOOP_RESTART_DELAY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEntry:
+    agent_id: uuid.UUID
+    registered_at: datetime
 
 
 def utcnow() -> datetime:
@@ -72,6 +80,9 @@ class Hub:
         self.clock = clock
         self.node = node or settings.node_name or default_node_name()
         self.connections: set[Connection] = set()
+        # Agent sockets of this node, by presence connection id; registered before the row
+        # commits and removed when the socket ends.
+        self.presence: dict[uuid.UUID, PresenceEntry] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         bus.on_reconnect(self._catch_up_everyone)
@@ -93,7 +104,11 @@ class Hub:
                 if attempt == UNIT_OF_WORK_TRIES:
                     raise
                 log.info("unit of work lost a race; retrying (attempt %d)", attempt)
-            except (OperationalError, DBAPIError, OSError) as exc:
+            except DataError as exc:
+                # The database refused a value (PostgreSQL rejects NUL in text): the input's
+                # fault, not an outage; retrying would never help.
+                raise InvalidData("The database refused a value in this request.") from exc
+            except (OperationalError, DBAPIError, OSError, PoolTimeout) as exc:
                 if _is_retryable_race(exc) and attempt < UNIT_OF_WORK_TRIES:
                     log.info("unit of work hit a lock conflict; retrying (attempt %d)", attempt)
                     await asyncio.sleep(0.01 * attempt)
@@ -108,40 +123,74 @@ class Hub:
         try:
             async with self.db.read() as session:
                 return await work(session)
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except (OperationalError, DBAPIError, OSError, PoolTimeout) as exc:
             log.warning("database unavailable: %s", exc)
             raise ServiceUnavailable(
                 "The chat service cannot reach its database; try again shortly."
             ) from exc
 
     async def publish(self, outcome: Outcome) -> None:
-        """Announce a committed outcome. A bus outage loses only the notice, never the event:
-        listeners catch up from the store when the bus comes back."""
-        for event in outcome.events:
-            await self._publish(
-                f"conv:{event.conversation_id}", {"t": "event", "event": event.wire()}
-            )
-        for channel, payload in outcome.notices:
-            await self._publish(channel, payload)
+        """Announce a committed outcome. A bus failure loses only notices, never events: every
+        node's next `reconcile()` (one housekeeping tick) delivers from the store what the
+        notices would have."""
+        messages: list[tuple[str, dict[str, object]]] = [
+            (f"conv:{event.conversation_id}", {"t": "event", "event": event.wire()})
+            for event in outcome.events
+        ]
+        messages.extend(outcome.notices)
+        for i, (channel, payload) in enumerate(messages):
+            if not await self._publish(channel, payload):
+                # The bus is failing: do not hold the frame handler for each remaining notice.
+                log.warning(
+                    "bus unavailable: %d more notices left to reconciliation", len(messages) - i - 1
+                )
+                return
 
-    async def _publish(self, channel: str, payload: dict[str, object]) -> None:
+    async def _publish(self, channel: str, payload: dict[str, object]) -> bool:
         try:
             await self.bus.publish(channel, payload)
         except BusUnavailable as exc:
             log.warning(
-                "bus unavailable, notice on %s dropped (stored; resume recovers): %s", channel, exc
+                "bus unavailable, notice on %s dropped (stored; reconciled): %s", channel, exc
             )
+            return False
+        return True
 
     async def publish_ephemeral(self, channel: str, payload: dict[str, object]) -> None:
-        await self._publish(channel, payload)
+        await self._publish(channel, payload)  # typing and read notices are not worth a retry
 
     def agent_sockets(self) -> dict[uuid.UUID, uuid.UUID]:
         """Presence connection id -> agent id, for every agent socket open on this node."""
-        return {
-            c.presence_id: c.actor.id
-            for c in self.connections
-            if c.presence_id is not None and c.actor is not None
-        }
+        return {connection_id: entry.agent_id for connection_id, entry in self.presence.items()}
+
+    def restorable_sockets(self, now: datetime) -> set[uuid.UUID]:
+        """Agent sockets old enough that a missing row means another node swept it (a socket
+        still in its hello may simply not have committed its row yet)."""
+        settle = timedelta(seconds=self.settings.heartbeat_interval)
+        return {cid for cid, entry in self.presence.items() if now - entry.registered_at >= settle}
+
+    async def reconcile(self) -> None:
+        """Make every socket match the store: follow conversations it is part of but does not
+        follow (a lost join notice), and catch up where the log is ahead of what it was sent
+        (a lost event notice). Bounds the damage of any bus failure to one tick's delay."""
+        connections = [c for c in tuple(self.connections) if c.actor is not None]
+        if not connections:
+            return
+        followed = {cid for c in connections for cid in c.following}
+        agents = {c.actor.id for c in connections if c.actor is not None and c.actor.is_agent}
+        visitors = {c.actor.id for c in connections if c.actor is not None and not c.actor.is_agent}
+
+        async def snapshot(session: AsyncSession) -> list[chat_service.ConversationHead]:
+            return await chat_service.heads(
+                session, conversation_ids=followed, agent_ids=agents, visitor_ids=visitors
+            )
+
+        try:
+            heads = await self.read(snapshot)
+        except ServiceUnavailable:
+            return
+        for connection in connections:
+            connection.reconcile(heads)
 
     async def _catch_up_everyone(self) -> None:
         for connection in tuple(self.connections):
@@ -193,7 +242,13 @@ class Hub:
         grace = timedelta(seconds=self.settings.agent_grace_period)
 
         async def housekeeping(session: AsyncSession) -> Outcome:
-            await presence.touch(session, node=self.node, live=self.agent_sockets(), now=now)
+            await presence.touch(
+                session,
+                node=self.node,
+                live=self.agent_sockets(),
+                restorable=self.restorable_sockets(now),
+                now=now,
+            )
             await presence.sweep_stale(session, now=now, stale_after=stale_after)
             outcome = Outcome()
             for agent_id in await presence.agents_past_grace(session, now=now, grace=grace):
@@ -211,6 +266,7 @@ class Hub:
         except ServiceUnavailable:
             return
         await self.publish(outcome)
+        await self.reconcile()
 
 
 def _is_retryable_race(exc: BaseException) -> bool:

@@ -144,6 +144,16 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
 def parse(text: str, *, max_bytes: int) -> ClientFrame:
     """Validate one client frame.
 
@@ -164,6 +174,10 @@ def parse(text: str, *, max_bytes: int) -> ClientFrame:
         raise InvalidFrame("A frame must be a JSON object.")
     if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise InvalidFrame(f"Frame nests deeper than {MAX_JSON_DEPTH} levels.")
+    # A NUL cannot be stored (PostgreSQL text refuses it) and has no place in chat text. The
+    # cheap test on the raw text spares the walk for nearly every frame.
+    if ("\x00" in text or "\\u0000" in text) and _contains_nul(data):
+        raise InvalidFrame("NUL characters are not allowed in a frame.")
     kind = data.get("type")
     if not isinstance(kind, str):
         raise InvalidFrame("A frame needs a string field `type`.")

@@ -10,25 +10,47 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import NotFound
 from app.store.models import Agent, AgentConnection, AgentStatus
 
 
-async def connect(session: AsyncSession, *, agent: Agent, node: str, now: datetime) -> uuid.UUID:
+async def _lock_agent(session: AsyncSession, agent_id: uuid.UUID) -> Agent | None:
+    # Connects, disconnects and the grace sweep of one agent serialise on the agent's row, so
+    # each sees the others' committed connection rows (READ COMMITTED re-reads per statement;
+    # the grace sweep's re-check of a row changed meanwhile drops it).
+    return await session.scalar(
+        select(Agent)
+        .where(Agent.id == agent_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def connect(
+    session: AsyncSession,
+    *,
+    agent: Agent,
+    node: str,
+    now: datetime,
+    connection_id: uuid.UUID | None = None,
+) -> uuid.UUID:
     """Record a new socket of `agent` on `node`; an offline agent comes online."""
-    connection_id = uuid.uuid4()
+    connection_id = connection_id or uuid.uuid4()
+    locked = await _lock_agent(session, agent.id) or agent
     session.add(
         AgentConnection(
-            id=connection_id, agent_id=agent.id, node=node, connected_at=now, seen_at=now
+            id=connection_id, agent_id=locked.id, node=node, connected_at=now, seen_at=now
         )
     )
-    agent.disconnected_at = None
-    if agent.status is AgentStatus.OFFLINE:
-        agent.status = AgentStatus.ONLINE
+    locked.disconnected_at = None
+    if locked.status is AgentStatus.OFFLINE:
+        locked.status = AgentStatus.ONLINE
     await session.flush()
     return connection_id
 
@@ -36,12 +58,13 @@ async def connect(session: AsyncSession, *, agent: Agent, node: str, now: dateti
 async def disconnect(session: AsyncSession, *, connection_id: uuid.UUID, now: datetime) -> None:
     """Forget one socket. If it was the agent's last, their grace period starts now."""
     agent_id = await session.scalar(
-        delete(AgentConnection)
-        .where(AgentConnection.id == connection_id)
-        .returning(AgentConnection.agent_id)
+        select(AgentConnection.agent_id).where(AgentConnection.id == connection_id)
     )
-    if agent_id is not None:
-        await _mark_if_unconnected(session, [agent_id], now)
+    if agent_id is None:
+        return
+    await _lock_agent(session, agent_id)
+    await session.execute(delete(AgentConnection).where(AgentConnection.id == connection_id))
+    await _mark_if_unconnected(session, [agent_id], now)
 
 
 async def _mark_if_unconnected(
@@ -61,14 +84,23 @@ async def _mark_if_unconnected(
 
 
 async def touch(
-    session: AsyncSession, *, node: str, live: Mapping[uuid.UUID, uuid.UUID], now: datetime
+    session: AsyncSession,
+    *,
+    node: str,
+    live: Mapping[uuid.UUID, uuid.UUID],
+    now: datetime,
+    restorable: AbstractSet[uuid.UUID] | None = None,
 ) -> None:
     """Make the node's rows match its open sockets (`live`: connection id -> agent id).
 
-    Refreshes `seen_at` of live connections, deletes this node's rows whose socket is gone (a
-    disconnect that could not be written, say during a database outage) and re-creates rows
-    another node swept as stale while this one could not reach the database.
+    Refreshes `seen_at` of live connections; deletes this node's rows whose socket is gone (a
+    disconnect that could not be written, say during a database outage); re-creates the rows
+    of `restorable` sockets (default: every live one) that another node swept as stale while
+    this one could not reach the database. An agent with a live socket is never left `offline`
+    or in a grace period: whatever race put them there, this repairs it.
     """
+    if restorable is None:
+        restorable = set(live)
     stored = set(
         (
             await session.scalars(select(AgentConnection.id).where(AgentConnection.node == node))
@@ -90,7 +122,7 @@ async def touch(
         await session.execute(
             update(AgentConnection).where(AgentConnection.id.in_(list(live))).values(seen_at=now)
         )
-    for connection_id in live.keys() - stored:
+    for connection_id in (live.keys() - stored) & restorable:
         session.add(
             AgentConnection(
                 id=connection_id,
@@ -100,17 +132,19 @@ async def touch(
                 seen_at=now,
             )
         )
-        # The socket never went away; only this node's view of the database did. An agent
-        # turned offline meanwhile (grace period over) is online again, as on a fresh connect.
+    await session.flush()
+    connected = sorted({live[c] for c in live if c in stored or c in restorable})
+    if connected:
         await session.execute(
-            update(Agent).where(Agent.id == live[connection_id]).values(disconnected_at=None)
+            update(Agent)
+            .where(Agent.id.in_(connected), Agent.disconnected_at.is_not(None))
+            .values(disconnected_at=None)
         )
         await session.execute(
             update(Agent)
-            .where(Agent.id == live[connection_id], Agent.status == AgentStatus.OFFLINE)
+            .where(Agent.id.in_(connected), Agent.status == AgentStatus.OFFLINE)
             .values(status=AgentStatus.ONLINE)
         )
-    await session.flush()
 
 
 async def sweep_stale(session: AsyncSession, *, now: datetime, stale_after: timedelta) -> int:
@@ -153,10 +187,9 @@ async def agents_past_grace(
 
 
 async def set_status(session: AsyncSession, *, agent_id: uuid.UUID, status: AgentStatus) -> Agent:
-    agent = await session.get(Agent, agent_id, with_for_update=True)
+    agent = await _lock_agent(session, agent_id)
     if agent is None:
-        msg = "agent vanished"
-        raise LookupError(msg)
+        raise NotFound("This agent no longer exists.")
     agent.status = status
     await session.flush()
     return agent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import (
@@ -86,13 +86,45 @@ async def lock_agent_load(session: AsyncSession, agent_id: uuid.UUID) -> tuple[A
     return agent, int(load or 0)
 
 
+def _free_agent() -> ColumnElement[bool]:
+    """An online, connected, active agent with room for one more chat (correlated to Agent)."""
+    load = (
+        select(func.count())
+        .where(Conversation.agent_id == Agent.id, Conversation.state == ConversationState.ASSIGNED)
+        .correlate(Agent)
+        .scalar_subquery()
+    )
+    return and_(
+        Agent.is_active.is_(True),
+        Agent.status == AgentStatus.ONLINE,
+        exists().where(AgentConnection.agent_id == Agent.id),
+        load < Agent.capacity,
+    )
+
+
 async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation]:
-    """Queued conversations in queue order, locked; rows another router holds are skipped."""
+    """Queued conversations that a free agent could take, in queue order, locked; rows another
+    router holds are skipped.
+
+    Chats whose skill no free agent has are left out here, so that fifty of them cannot hide
+    the chats behind them from every routing pass."""
+    skills_with_room = (
+        select(AgentSkill.skill_id)
+        .join(Agent, Agent.id == AgentSkill.agent_id)
+        .where(_free_agent())
+    )
+    anyone_with_room = exists().where(_free_agent())
     return list(
         (
             await session.scalars(
                 select(Conversation)
-                .where(Conversation.state == ConversationState.QUEUED)
+                .where(
+                    Conversation.state == ConversationState.QUEUED,
+                    or_(
+                        and_(Conversation.skill_id.is_(None), anyone_with_room),
+                        Conversation.skill_id.in_(skills_with_room),
+                    ),
+                )
                 .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

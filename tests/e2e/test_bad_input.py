@@ -68,6 +68,15 @@ class TestErrorFrames:
             ),
             ('{"type": "hello", "token": "again"}', "invalid_frame"),
             (
+                '{"type": "message", "client_msg_id": "n", "text": "nul \\u0000 inside"}',
+                "invalid_frame",
+            ),
+            (
+                '{"type": "read", "seq": true,'
+                ' "conversation_id": "00000000-0000-0000-0000-000000000000"}',
+                "invalid_frame",
+            ),
+            (
                 '{"type": "a", "b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {}}}}}}}}}',
                 "invalid_frame",
             ),
@@ -308,6 +317,15 @@ class TestHttpErrors:
             assert invalid.status_code == 422
             assert invalid.json()["code"] == "invalid_request"
             assert invalid.json()["errors"][0]["field"].endswith("email")
+            nul = await http.post("/api/v1/visitor/sessions", json={"name": "A\u0000da"})
+            assert nul.status_code == 422
+            assert nul.json()["code"] == "invalid_request"
+            nan = await http.post(
+                "/api/v1/visitor/sessions",
+                content=b'{"attributes": {"score": NaN}}',
+                headers={"content-type": "application/json"},
+            )
+            assert nan.status_code == 422
             unknown = await http.post("/api/v1/visitor/sessions", json={"token": "wlv_unknown"})
             assert unknown.status_code == 401
             assert unknown.json()["code"] == "invalid_token"

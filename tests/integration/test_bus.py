@@ -76,6 +76,24 @@ class TestBusContract:
             assert await receive(queue) == {"n": 2}
         assert heard == [{"n": 1}]
 
+    async def test_a_failing_listener_does_not_silence_the_bus(self, bus: Bus) -> None:
+        """A listener that raises, or a payload that is not an object, is logged and skipped;
+        other listeners and later payloads are unaffected."""
+        name = channel()
+
+        def broken(_channel: str, _payload: Payload) -> None:
+            raise RuntimeError("listener bug")
+
+        handle = await bus.listen(name, broken)
+        try:
+            async with bus.subscribe(name) as queue:
+                await bus.publish(name, {"n": 1})
+                assert await receive(queue) == {"n": 1}
+                await bus.publish(name, {"n": 2})
+                assert await receive(queue) == {"n": 2}
+        finally:
+            await handle.close()
+
 
 class TestRedisBus:
     @pytest_asyncio.fixture
@@ -86,6 +104,21 @@ class TestRedisBus:
             yield client
         finally:
             await client.aclose()
+
+    async def test_a_foreign_payload_does_not_kill_the_reader(self, admin: aioredis.Redis) -> None:
+        """A non-object or non-JSON message on a Warmline channel is dropped; the node keeps
+        hearing the next ones."""
+        bus = RedisBus(REDIS_URL)
+        await bus.start()
+        try:
+            name = channel()
+            async with bus.subscribe(name) as queue:
+                await admin.publish(KEY_PREFIX + name, b'"just a string"')
+                await admin.publish(KEY_PREFIX + name, b"not json")
+                await bus.publish(name, {"still": "alive"})
+                assert await receive(queue) == {"still": "alive"}
+        finally:
+            await bus.stop()
 
     async def test_two_nodes_hear_each_other(self, admin: aioredis.Redis) -> None:
         """A payload published by one process reaches listeners in another."""

@@ -22,11 +22,13 @@ from app.routing import presence
 from app.store.db import Database
 from app.store.models import (
     Agent,
+    AgentSkill,
     AgentStatus,
     Conversation,
     ConversationEvent,
     ConversationState,
     SenderType,
+    Skill,
     Visitor,
 )
 from tests.conftest import Backend
@@ -168,3 +170,57 @@ class TestIdempotentAppend:
             )
         assert seqs == list(range(1, len(seqs) + 1))
         assert len(seqs) == 2 + 16  # opened + queued + 16 messages
+
+
+class TestQueueScan:
+    async def test_chats_nobody_can_take_do_not_hide_the_rest(self, hub: Hub) -> None:
+        """Sixty queued chats for a skill no online agent has do not stop a routing pass from
+        reaching an older-than-new chat that a free agent can take."""
+        async with hub.db.write() as session:
+            billing = Skill(slug="billing", name="Billing")
+            technical = Skill(slug="technical", name="Technical")
+            session.add_all([billing, technical])
+            await session.flush()
+            billing_id, technical_id = billing.id, technical.id
+        for i in range(60):
+            someone = await visitor(hub)
+
+            async def open_technical(session: object, who: Actor = someone, i: int = i) -> Outcome:
+                return await chat_service.send_message(
+                    session,  # type: ignore[arg-type] # the hub hands an AsyncSession
+                    actor=who,
+                    conversation_id=None,
+                    client_msg_id="t",
+                    text="tech",
+                    now=NOW + timedelta(seconds=i),
+                    skill_id=technical_id,
+                )
+
+            await hub.unit(open_technical)
+        waiting = await visitor(hub)
+
+        async def open_billing(session: object) -> Outcome:
+            return await chat_service.send_message(
+                session,  # type: ignore[arg-type] # the hub hands an AsyncSession
+                actor=waiting,
+                conversation_id=None,
+                client_msg_id="b",
+                text="bill",
+                now=NOW + timedelta(minutes=5),
+                skill_id=billing_id,
+            )
+
+        await hub.unit(open_billing)  # nobody online yet: it waits behind the sixty
+        agent_id = await online_agent(hub, capacity=2, name="Biller")
+        async with hub.db.write() as session:
+            session.add(AgentSkill(agent_id=agent_id, skill_id=billing_id, proficiency=3))
+
+        async def route(session: object) -> Outcome:
+            return await chat_service.assign_waiting(session, now=NOW + timedelta(minutes=6))  # type: ignore[arg-type] # the hub hands an AsyncSession
+
+        await hub.unit(route)
+        async with hub.db.read() as session:
+            owner = await session.scalar(
+                select(Conversation.agent_id).where(Conversation.visitor_id == waiting.id)
+            )
+        assert owner == agent_id

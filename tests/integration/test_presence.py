@@ -106,3 +106,37 @@ class TestPresence:
                 == 0
             )
         assert (await state(db, agent_id))[2] == 1
+
+
+class TestSelfHealing:
+    async def test_a_connected_agent_is_never_left_offline(self, db: Database) -> None:
+        """Whatever race left an agent with a live socket marked offline or in a grace period,
+        the node's next tick puts them back online."""
+        agent_id, connection_id = await connected_agent(db, "n1")
+        async with db.write() as session:
+            agent = await session.get(Agent, agent_id)
+            assert agent is not None
+            agent.status = AgentStatus.OFFLINE
+            agent.disconnected_at = T0
+        async with db.write() as session:
+            await presence.touch(
+                session, node="n1", live={connection_id: agent_id}, now=T0 + timedelta(seconds=5)
+            )
+        assert await state(db, agent_id) == (AgentStatus.ONLINE, None, 1)
+
+    async def test_a_socket_still_in_its_hello_is_left_alone(self, db: Database) -> None:
+        """A socket registered on the node whose row has not committed yet is neither deleted
+        nor re-created by a tick (its own hello writes the row)."""
+        agent_id, connection_id = await connected_agent(db, "n1")
+        pending = uuid.uuid4()
+        async with db.write() as session:
+            await presence.touch(
+                session,
+                node="n1",
+                live={connection_id: agent_id, pending: agent_id},
+                restorable={connection_id},
+                now=T0 + timedelta(seconds=5),
+            )
+            ids = set((await session.scalars(select(AgentConnection.id))).all())
+        assert pending not in ids
+        assert connection_id in ids

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
+from app.api.body import RequestBody
 from app.api.deps import BearerDep, CurrentAgent, NowDep, SessionDep, SettingsDep
 from app.api.errors import responses
 from app.auth import service as auth_service
@@ -15,7 +16,7 @@ from app.auth import service as auth_service
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestBody):
     email: str = Field(min_length=3, max_length=254, examples=["dana@example.com"])
     password: str = Field(min_length=1, max_length=1024, examples=["correct horse battery staple"])
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, EmailStr, Field
 
+from app.api.body import RequestBody
 from app.api.deps import NowDep, SessionDep
 from app.api.errors import responses
 from app.auth import service as auth_service
@@ -16,7 +17,7 @@ from app.chat import repository as chat_repository
 router = APIRouter(prefix="/visitor", tags=["visitors"])
 
 
-class VisitorSessionRequest(BaseModel):
+class VisitorSessionRequest(RequestBody):
     token: Annotated[
         str | None,
         Field(max_length=256, description="A token held from before: resume that visitor."),
