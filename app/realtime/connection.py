@@ -525,6 +525,10 @@ class Connection:
                 if conversation_id not in self.following:
                     return
             if len(events) < REPLAY_PAGE:
+                if conversation_id not in self.live:
+                    # A replay of a conversation this socket is not part of now: sent up to
+                    # the present, once; nothing after.
+                    self.following.discard(conversation_id)
                 return
 
     async def _after_event(self, conversation_id: uuid.UUID, wire: dict[str, Any]) -> None:
@@ -536,7 +540,12 @@ class Connection:
         kind = wire["kind"]
         if kind == kinds.CLOSED:
             await self._stop_following(conversation_id)
-        elif kind == kinds.AGENT_LEFT and actor.is_agent and wire["sender"]["id"] == str(actor.id):
+        elif (
+            kind == kinds.AGENT_LEFT
+            and actor.is_agent
+            and wire["sender"]["id"] == str(actor.id)
+            and conversation_id in self.live  # a replay-only conversation runs to its end
+        ):
 
             async def still_mine(session: AsyncSession) -> bool:
                 conversation = await chat_repository.get(session, conversation_id)

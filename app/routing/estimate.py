@@ -1,10 +1,10 @@
 """Queue position and estimated wait: what a queued visitor is told while they wait.
 
-Pure: no I/O, no clock, no randomness; `now` is passed in. `routing.service` loads the queue
-(the queued conversations), the recent completed chats and the online capacity for the chat's
-skill, calls `queue_positions()` and `estimate_wait()`, and sends the result to the visitor each
-time the queue moves. It must not decide anything: routing order lives in `routing.core`.
-Model and its measured error: docs/routing.md#queue-position-and-estimated-wait.
+Pure: no I/O, no clock, no randomness; `now` is passed in. Not wired yet: the routing service
+is to load the queue (the queued conversations), the recent completed chats and the online
+capacity for the chat's skill, call `queue_positions()` and `estimate_wait()`, and send the
+result to the visitor each time the queue moves. It must not decide anything: routing order
+lives in `routing.core`. Model and its measured error: docs/routing.md#queue-position-and-estimated-wait.
 
 The model. A queued chat at position `p` among the chats that compete for the same agents waits
 for `k = p - free` slots to free up, where `free` is the number of free slots that online agents
