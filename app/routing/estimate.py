@@ -4,7 +4,8 @@ Pure: no I/O, no clock, no randomness; `now` is passed in. Not wired yet: the ro
 is to load the queue (the queued conversations), the recent completed chats and the online
 capacity for the chat's skill, call `queue_positions()` and `estimate_wait()`, and send the
 result to the visitor each time the queue moves. It must not decide anything: routing order
-lives in `routing.core`. Model and its measured error: docs/routing.md#queue-position-and-estimated-wait.
+lives in `routing.core`.
+Model and its measured error: docs/routing.md#queue-position-and-estimated-wait.
 
 The model. A queued chat at position `p` among the chats that compete for the same agents waits
 for `k = p - free` slots to free up, where `free` is the number of free slots that online agents
