@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     outbox_size: int = Field(default=256, ge=8)
     # Seconds a client has after connecting to send its `hello`.
     hello_timeout: float = Field(default=10.0, gt=0)
+    # Routing: with auto-accept (the default until the agent console lands) a chosen agent gets
+    # the chat at once; without it they get an offer to accept or decline within the timeout.
+    offer_auto_accept: bool = True
+    offer_timeout: float = Field(default=30.0, gt=0)
     agent_session_ttl_hours: int = Field(default=12, ge=1)
     node_name: str | None = None
     log_level: str = "INFO"

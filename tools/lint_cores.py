@@ -1,11 +1,12 @@
 """Lint rule: decision cores must not read the clock or draw random values.
 
-The cores (`app/*/core.py`, `app/handoff/summary.py`) take `now` and every other varying input
-as arguments, so the same snapshot always yields the same decision (project conventions, section
-2). This AST check finds the ways a core could break that: `datetime.now()` and friends,
-`time.time()` and the other clocks, anything from `random` or `secrets`, and `uuid.uuid1()` /
-`uuid.uuid4()`. Calls and bare references both count (`key=random.random` reads randomness
-later). A deliberate exception carries `# lint-skip: core-clock` on the offending line.
+The cores (`app/*/core.py`, `app/handoff/summary.py`, `app/routing/policy.py`) take `now` and
+every other varying input as arguments, so the same snapshot always yields the same decision
+(project conventions, section 2). This AST check finds the ways a core could break that:
+`datetime.now()` and friends, `time.time()` and the other clocks, anything from `random` or
+`secrets`, and `uuid.uuid1()` / `uuid.uuid4()`. Calls and bare references both count
+(`key=random.random` reads randomness later). A deliberate exception carries
+`# lint-skip: core-clock` on the offending line.
 
 It resolves names through the module's own imports only: it does not follow assignments, and
 an import anywhere in the module counts for the whole module. Star imports from the watched
@@ -175,13 +176,15 @@ def check_source(source: str, path: str = "<string>") -> list[Finding]:
     return sorted(findings, key=lambda f: (f.line, f.col))
 
 
+# Pure modules that are not named `core.py`, checked when they exist.
+OTHER_PURE_MODULES = ("app/handoff/summary.py", "app/routing/policy.py", "app/routing/estimate.py")
+
+
 def core_paths(root: Path) -> list[Path]:
-    """The modules this rule covers under `root`: every `app/*/core.py`, plus
-    `app/handoff/summary.py` when it exists."""
+    """The modules this rule covers under `root`: every `app/*/core.py`, plus those of
+    `OTHER_PURE_MODULES` that exist."""
     paths = set(root.glob("app/*/core.py"))
-    summary = root / "app" / "handoff" / "summary.py"
-    if summary.is_file():
-        paths.add(summary)
+    paths.update(path for path in map(root.joinpath, OTHER_PURE_MODULES) if path.is_file())
     return sorted(paths)
 
 

@@ -15,3 +15,11 @@ class NotParticipant(Forbidden):
 
 class ConversationClosed(Conflict):
     code = "conversation_closed"
+
+
+class OfferNotFound(NotFound):
+    code = "offer_not_found"
+
+
+class OfferNotPending(Conflict):
+    code = "offer_not_pending"

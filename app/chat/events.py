@@ -20,6 +20,9 @@ ASSIGNED = "conversation.assigned"
 AGENT_JOINED = "agent.joined"
 AGENT_LEFT = "agent.left"
 CLOSED = "conversation.closed"
+OFFERED = "conversation.offered"  # agents only
+OFFER_DECLINED = "offer.declined"  # agents only
+OFFER_EXPIRED = "offer.expired"  # agents only
 
 
 @dataclass(frozen=True, slots=True)

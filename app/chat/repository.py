@@ -138,3 +138,20 @@ async def heads(
     if not clauses:
         return []
     return (await session.scalars(select(Conversation).where(or_(*clauses)))).all()
+
+
+async def last_visitor_text(session: AsyncSession, conversation_id: uuid.UUID) -> str | None:
+    body = await session.scalar(
+        select(ConversationEvent.body)
+        .where(
+            ConversationEvent.conversation_id == conversation_id,
+            ConversationEvent.kind == kinds.MESSAGE,
+            ConversationEvent.sender_type == SenderType.VISITOR,
+        )
+        .order_by(ConversationEvent.seq.desc())
+        .limit(1)
+    )
+    if body is None:
+        return None
+    text = body.get("text")
+    return text if isinstance(text, str) else None

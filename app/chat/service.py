@@ -10,29 +10,42 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
 from app.chat import repository
-from app.chat.errors import ConversationClosed, ConversationNotFound, NotParticipant
+from app.chat.errors import (
+    ConversationClosed,
+    ConversationNotFound,
+    NotParticipant,
+    OfferNotFound,
+    OfferNotPending,
+)
 from app.chat.events import StoredEvent
 from app.routing import repository as routing_repository
 from app.routing import service as routing_service
+from app.routing.service import OfferPolicy
 from app.store.models import (
     Agent,
     Conversation,
     ConversationEvent,
     ConversationState,
+    Offer,
+    OfferState,
     SenderType,
     Visibility,
+    Visitor,
 )
 
 # How many queued conversations one routing pass considers. A pass runs after every event that
 # can free or add capacity, and on a timer, so a bounded pass keeps each transaction short.
 ROUTING_BATCH = 50
+# What an agent sees of the customer's words in an offer, before accepting.
+PREVIEW_CHARS = 200
+DEFAULT_OFFERS = OfferPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +165,7 @@ async def send_message(
     now: datetime,
     skill_id: int | None = None,
     page_url: str | None = None,
+    offers: OfferPolicy = DEFAULT_OFFERS,
 ) -> Outcome:
     """Store a message. A visitor's first message opens a conversation and queues it.
 
@@ -237,35 +251,42 @@ async def send_message(
         outcome.events.append(
             _append(session, conversation, kind=kinds.QUEUED, now=now, body={"reason": "new"})
         )
-        outcome.merge(await _try_assign(session, conversation, now=now))
+        outcome.merge(await _try_assign(session, conversation, now=now, offers=offers))
     await session.flush()
     return outcome
 
 
 async def _try_assign(
-    session: AsyncSession, conversation: Conversation, *, now: datetime
+    session: AsyncSession, conversation: Conversation, *, now: datetime, offers: OfferPolicy
 ) -> Outcome:
-    """Give a queued, locked conversation to the best free agent, if there is one."""
-    outcome = Outcome()
+    """Give a queued, locked conversation to the best free agent, or offer it to them."""
     claim = await routing_service.claim_agent(session, conversation, now=now)
     if claim is None:
-        return outcome
-    agent = claim.agent
+        return Outcome()
+    if offers.auto_accept:
+        return _assign(session, conversation, claim.agent, now=now, offer_id=None)
+    return await _offer(session, conversation, claim.agent, now=now, ttl=offers.timeout)
+
+
+def _assign(
+    session: AsyncSession,
+    conversation: Conversation,
+    agent: Agent,
+    *,
+    now: datetime,
+    offer_id: uuid.UUID | None,
+) -> Outcome:
+    outcome = Outcome()
     conversation.state = ConversationState.ASSIGNED
     conversation.agent_id = agent.id
     conversation.assigned_at = now
     conversation.assignment_epoch += 1
     agent.last_assigned_at = now
     ref = _agent_ref(agent)
-    outcome.events.append(
-        _append(
-            session,
-            conversation,
-            kind=kinds.ASSIGNED,
-            now=now,
-            body={"agent": ref, "epoch": conversation.assignment_epoch},
-        )
-    )
+    body: dict[str, Any] = {"agent": ref, "epoch": conversation.assignment_epoch}
+    if offer_id is not None:
+        body["offer_id"] = str(offer_id)
+    outcome.events.append(_append(session, conversation, kind=kinds.ASSIGNED, now=now, body=body))
     outcome.events.append(
         _append(
             session,
@@ -282,19 +303,220 @@ async def _try_assign(
     return outcome
 
 
-async def assign_waiting(
-    session: AsyncSession, *, now: datetime, limit: int = ROUTING_BATCH
+async def _offer(
+    session: AsyncSession,
+    conversation: Conversation,
+    agent: Agent,
+    *,
+    now: datetime,
+    ttl: timedelta,
 ) -> Outcome:
-    """One routing pass over the queue: assign what can be assigned, in queue order."""
+    offer = Offer(
+        id=uuid.uuid4(),
+        conversation_id=conversation.id,
+        agent_id=agent.id,
+        state=OfferState.PENDING,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(offer)
+    outcome = Outcome()
+    outcome.events.append(
+        _append(
+            session,
+            conversation,
+            kind=kinds.OFFERED,
+            now=now,
+            body={
+                "offer_id": str(offer.id),
+                "agent": _agent_ref(agent),
+                "expires_at": _iso(offer.expires_at),
+            },
+            visibility=Visibility.AGENTS,
+        )
+    )
+    await session.flush()
+    frame = await offer_frame(session, offer, conversation)
+    outcome.notices.append((f"agent:{agent.id}", {"t": "offer", "offer": frame}))
+    return outcome
+
+
+async def offer_frame(
+    session: AsyncSession, offer: Offer, conversation: Conversation
+) -> dict[str, Any]:
+    """The `offer` frame an agent receives (docs/protocol.md#offer)."""
+    visitor = await session.get(Visitor, conversation.visitor_id)
+    preview = await repository.last_visitor_text(session, conversation.id)
+    return {
+        "type": "offer",
+        "offer_id": str(offer.id),
+        "conversation_id": str(conversation.id),
+        "expires_at": _iso(offer.expires_at),
+        "visitor": {
+            "id": str(conversation.visitor_id),
+            "name": None if visitor is None else visitor.name,
+        },
+        "skill_id": conversation.skill_id,
+        "queued_at": None if conversation.queued_at is None else _iso(conversation.queued_at),
+        "preview": None if preview is None else preview[:PREVIEW_CHARS],
+    }
+
+
+def _withdrawn(offer: Offer, reason: str) -> tuple[str, dict[str, Any]]:
+    return (
+        f"agent:{offer.agent_id}",
+        {"t": "offer_withdrawn", "offer_id": str(offer.id), "reason": reason},
+    )
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+async def _lock_own_offer(
+    session: AsyncSession, actor: Actor, offer_id: uuid.UUID, now: datetime
+) -> tuple[Offer, Conversation]:
+    offer = await routing_repository.lock_offer(session, offer_id)
+    if offer is None or not actor.is_agent or offer.agent_id != actor.id:
+        raise OfferNotFound("No such offer of yours.", offer_id=str(offer_id))
+    conversation = await repository.get_for_update(session, offer.conversation_id)
+    if conversation is None:
+        raise OfferNotFound("No such offer of yours.", offer_id=str(offer_id))
+    if offer.state is OfferState.PENDING and offer.expires_at <= now:
+        raise OfferNotPending("This offer has expired.", offer_id=str(offer_id), state="expired")
+    if offer.state is not OfferState.PENDING:
+        raise OfferNotPending(
+            f"This offer is {offer.state.value}.", offer_id=str(offer_id), state=offer.state.value
+        )
+    return offer, conversation
+
+
+async def accept_offer(
+    session: AsyncSession, *, actor: Actor, offer_id: uuid.UUID, now: datetime
+) -> Outcome:
+    """The agent takes the offered chat: it is assigned to them and they join it.
+
+    Raises:
+        OfferNotFound: not an offer of this agent.
+        OfferNotPending: expired, declined, cancelled or accepted already.
+    """
+    offer, conversation = await _lock_own_offer(session, actor, offer_id, now)
+    agent = await session.get(Agent, actor.id)
+    assert agent is not None  # noqa: S101 - the offer's agent row is kept by its foreign key
+    offer.state = OfferState.ACCEPTED
+    offer.decided_at = now
+    outcome = _assign(session, conversation, agent, now=now, offer_id=offer.id)
+    outcome.conversation_id = conversation.id
+    await session.flush()
+    return outcome
+
+
+async def decline_offer(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    offer_id: uuid.UUID,
+    reason: str | None,
+    now: datetime,
+    offers: OfferPolicy = DEFAULT_OFFERS,
+) -> Outcome:
+    """The agent turns the chat down; it goes to the next agent, never back to them.
+
+    Raises:
+        OfferNotFound, OfferNotPending.
+    """
+    offer, conversation = await _lock_own_offer(session, actor, offer_id, now)
+    offer.state = OfferState.DECLINED
+    offer.decided_at = now
+    outcome = Outcome(conversation_id=conversation.id)
+    outcome.events.append(
+        _append(
+            session,
+            conversation,
+            kind=kinds.OFFER_DECLINED,
+            now=now,
+            body={
+                "offer_id": str(offer.id),
+                "agent": {"id": str(actor.id), "name": actor.name},
+                "reason": reason,
+            },
+            visibility=Visibility.AGENTS,
+        )
+    )
+    outcome.notices.append(_withdrawn(offer, "declined"))
+    await session.flush()
+    outcome.merge(await _try_assign(session, conversation, now=now, offers=offers))
+    return outcome
+
+
+async def expire_offers(
+    session: AsyncSession, *, now: datetime, offers: OfferPolicy = DEFAULT_OFFERS, limit: int = 100
+) -> Outcome:
+    """Expire every pending offer past its time; each chat goes to its next agent."""
+    outcome = Outcome()
+    for offer in await routing_repository.due_offers(session, now=now, limit=limit):
+        conversation = await repository.get_for_update(session, offer.conversation_id)
+        offer.state = OfferState.EXPIRED
+        offer.decided_at = now
+        outcome.notices.append(_withdrawn(offer, "expired"))
+        if conversation is None:
+            continue
+        agent = await session.get(Agent, offer.agent_id)
+        outcome.events.append(
+            _append(
+                session,
+                conversation,
+                kind=kinds.OFFER_EXPIRED,
+                now=now,
+                body={
+                    "offer_id": str(offer.id),
+                    "agent": {
+                        "id": str(offer.agent_id),
+                        "name": None if agent is None else agent.name,
+                    },
+                },
+                visibility=Visibility.AGENTS,
+            )
+        )
+        await session.flush()
+        if conversation.state is ConversationState.QUEUED:
+            outcome.merge(await _try_assign(session, conversation, now=now, offers=offers))
+    await session.flush()
+    return outcome
+
+
+async def pending_offer_frames(session: AsyncSession, agent_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The `offer` frames of the agent's pending offers (sent again after a reconnect)."""
+    frames = []
+    for offer in await routing_repository.pending_offers_for_agent(session, agent_id):
+        conversation = await repository.get(session, offer.conversation_id)
+        if conversation is not None:
+            frames.append(await offer_frame(session, offer, conversation))
+    return frames
+
+
+async def assign_waiting(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int = ROUTING_BATCH,
+    offers: OfferPolicy = DEFAULT_OFFERS,
+) -> Outcome:
+    """One routing pass over the queue: assign (or offer) what can be, in queue order."""
     outcome = Outcome()
     for conversation in await routing_repository.lock_queued(session, limit=limit):
-        outcome.merge(await _try_assign(session, conversation, now=now))
+        outcome.merge(await _try_assign(session, conversation, now=now, offers=offers))
     await session.flush()
     return outcome
 
 
 async def close(
-    session: AsyncSession, *, actor: Actor | None, conversation_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    *,
+    actor: Actor | None,
+    conversation_id: uuid.UUID,
+    now: datetime,
+    offers: OfferPolicy = DEFAULT_OFFERS,
 ) -> Outcome:
     """Close a conversation (by its visitor, its agent, or the system when `actor` is None).
 
@@ -310,10 +532,15 @@ async def close(
     else:
         conversation = await _load_owned(session, actor, conversation_id)
     by = SenderType.SYSTEM if actor is None else actor.kind
+    outcome = Outcome(conversation_id=conversation.id)
+    pending = await routing_repository.pending_offer_of(session, conversation.id)
+    if pending is not None:
+        pending.state = OfferState.CANCELLED
+        pending.decided_at = now
+        outcome.notices.append(_withdrawn(pending, "conversation_closed"))
     conversation.state = ConversationState.CLOSED
     conversation.closed_at = now
     conversation.closed_by = by
-    outcome = Outcome(conversation_id=conversation.id)
     outcome.events.append(
         _append(
             session,
@@ -328,7 +555,7 @@ async def close(
     )
     await session.flush()
     # The agent's capacity is free again: route what waits.
-    outcome.merge(await assign_waiting(session, now=now))
+    outcome.merge(await assign_waiting(session, now=now, offers=offers))
     return outcome
 
 

@@ -319,6 +319,11 @@ class Connection:
         for conversation in conversations:
             self._enqueue(("catchup", conversation.id))
         if actor.kind is SenderType.AGENT:
+            # Offers pending from before this socket (another tab, a reconnect) are shown again.
+            for offer in await self.hub.read(
+                lambda s: chat_service.pending_offer_frames(s, actor.id)
+            ):
+                self._enqueue(("frame", offer))
             await self._route_and_publish()
 
     async def _summaries(
@@ -411,9 +416,23 @@ class Connection:
                 self._enqueue(("catchup", head.id))
 
     def _on_personal(self, _channel: str, payload: Payload) -> None:
-        if payload.get("t") == "join":
+        kind = payload.get("t")
+        if kind == "join":
             conversation_id = uuid.UUID(payload["conversation_id"])
             self._spawn(self.follow(conversation_id))
+        elif kind == "offer":
+            self._enqueue(("frame", payload["offer"]))
+        elif kind == "offer_withdrawn":
+            self._enqueue(
+                (
+                    "frame",
+                    {
+                        "type": "offer_withdrawn",
+                        "offer_id": payload["offer_id"],
+                        "reason": payload["reason"],
+                    },
+                )
+            )
 
     def _on_conversation(self, channel: str, payload: Payload) -> None:
         kind = payload.get("t")
@@ -631,6 +650,10 @@ class Connection:
                 await self._on_status(frame)
             case p.Resume():
                 await self._on_resume(frame.conversations)
+            case p.Accept():
+                await self._on_accept(frame)
+            case p.Decline():
+                await self._on_decline(frame)
             case p.Ping():
                 self._enqueue(("frame", {"type": "pong"}))
             case p.Pong():
@@ -662,6 +685,7 @@ class Connection:
                 now=now,
                 skill_id=skill_id,
                 page_url=frame.page_url,
+                offers=self.hub.offers,
             )
 
         outcome = await self.hub.unit(work)
@@ -737,7 +761,11 @@ class Connection:
 
         async def work(session: AsyncSession) -> Outcome:
             return await chat_service.close(
-                session, actor=actor, conversation_id=frame.conversation_id, now=now
+                session,
+                actor=actor,
+                conversation_id=frame.conversation_id,
+                now=now,
+                offers=self.hub.offers,
             )
 
         await self.hub.publish(await self.hub.unit(work))
@@ -756,11 +784,49 @@ class Connection:
         if status is AgentStatus.ONLINE:
             await self._route_and_publish()
 
+    async def _on_accept(self, frame: p.Accept) -> None:
+        actor = self._actor()
+        now = self.hub.clock()
+
+        async def work(session: AsyncSession) -> Outcome:
+            return await chat_service.accept_offer(
+                session, actor=actor, offer_id=frame.offer_id, now=now
+            )
+
+        outcome = await self.hub.unit(work)
+        self._enqueue(
+            (
+                "frame",
+                {
+                    "type": "accepted",
+                    "offer_id": str(frame.offer_id),
+                    "conversation_id": str(outcome.conversation_id),
+                },
+            )
+        )
+        await self.hub.publish(outcome)
+
+    async def _on_decline(self, frame: p.Decline) -> None:
+        actor = self._actor()
+        now = self.hub.clock()
+
+        async def work(session: AsyncSession) -> Outcome:
+            return await chat_service.decline_offer(
+                session,
+                actor=actor,
+                offer_id=frame.offer_id,
+                reason=frame.reason,
+                now=now,
+                offers=self.hub.offers,
+            )
+
+        await self.hub.publish(await self.hub.unit(work))
+
     async def _route_and_publish(self) -> None:
         now = self.hub.clock()
 
         async def work(session: AsyncSession) -> Outcome:
-            return await chat_service.assign_waiting(session, now=now)
+            return await chat_service.assign_waiting(session, now=now, offers=self.hub.offers)
 
         await self.hub.publish(await self.hub.unit(work))
 

@@ -31,6 +31,7 @@ from app.chat.service import Outcome
 from app.config import Settings
 from app.errors import InvalidData, ServiceUnavailable
 from app.routing import presence
+from app.routing.service import OfferPolicy
 from app.store.db import Database
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ T = TypeVar("T")
 UNIT_OF_WORK_TRIES = 3
 # Presence rows not refreshed for this many heartbeat intervals belong to a dead node.
 STALE_CONNECTION_INTERVALS = 4
+# How often due offers are expired: an offer lasts tens of seconds, so a second of lateness is
+# invisible to the agent, and the query is one index range scan.
+OFFER_EXPIRY_PERIOD = 1.0
 # Delay before a crashed background loop is started again.
 LOOP_RESTART_DELAY = 1.0
 
@@ -79,6 +83,10 @@ class Hub:
         self.bus = bus
         self.clock = clock
         self.node = node or settings.node_name or default_node_name()
+        self.offers = OfferPolicy(
+            auto_accept=settings.offer_auto_accept,
+            timeout=timedelta(seconds=settings.offer_timeout),
+        )
         self.connections: set[Connection] = set()
         # Agent sockets of this node, by presence connection id; registered before the row
         # commits and removed when the socket ends.
@@ -202,6 +210,10 @@ class Hub:
         self._tasks.append(
             asyncio.create_task(self._supervise("realtime.presence", self._presence_loop))
         )
+        if not self.offers.auto_accept:
+            self._tasks.append(
+                asyncio.create_task(self._supervise("routing.expire_offers", self._offer_loop))
+            )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -233,6 +245,25 @@ class Hub:
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))  # noqa: S311 - not crypto
             await self.tick()
 
+    async def _offer_loop(self) -> None:
+        while True:
+            await asyncio.sleep(OFFER_EXPIRY_PERIOD)
+            await self.expire_offers()
+
+    async def expire_offers(self) -> None:
+        """Expire due offers and pass their chats on (every node runs this; rows are claimed
+        with SKIP LOCKED, so each offer expires once)."""
+        now = self.clock()
+
+        async def work(session: AsyncSession) -> Outcome:
+            return await chat_service.expire_offers(session, now=now, offers=self.offers)
+
+        try:
+            outcome = await self.unit(work)
+        except ServiceUnavailable:
+            return
+        await self.publish(outcome)
+
     async def tick(self) -> None:
         """One round of the node's housekeeping (also called directly by tests)."""
         now = self.clock()
@@ -258,7 +289,7 @@ class Hub:
                         session, agent_id=agent_id, reason="agent_disconnected", now=now
                     )
                 )
-            outcome.merge(await chat_service.assign_waiting(session, now=now))
+            outcome.merge(await chat_service.assign_waiting(session, now=now, offers=self.offers))
             return outcome
 
         try:

@@ -80,6 +80,17 @@ class Status(Frame):
     status: Literal["online", "away"]
 
 
+class Accept(Frame):
+    type: Literal["accept"]
+    offer_id: uuid.UUID
+
+
+class Decline(Frame):
+    type: Literal["decline"]
+    offer_id: uuid.UUID
+    reason: Annotated[str | None, Field(max_length=500)] = None
+
+
 class Ping(Frame):
     type: Literal["ping"]
 
@@ -89,12 +100,24 @@ class Pong(Frame):
 
 
 ClientFrame = Annotated[
-    Hello | Resume | SendMessage | Typing | Read | Close | Status | Ping | Pong,
+    Hello | Resume | SendMessage | Typing | Read | Close | Status | Accept | Decline | Ping | Pong,
     Field(discriminator="type"),
 ]
 _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 CLIENT_TYPES = frozenset(
-    {"hello", "resume", "message", "typing", "read", "close", "status", "ping", "pong"}
+    {
+        "hello",
+        "resume",
+        "message",
+        "typing",
+        "read",
+        "close",
+        "status",
+        "accept",
+        "decline",
+        "ping",
+        "pong",
+    }
 )
 # Nesting deeper than this is refused before validation: no legitimate frame needs it.
 MAX_JSON_DEPTH = 8

@@ -1,12 +1,18 @@
-"""Routing queries: candidate agents with their load, queued conversations, atomic claims."""
+"""Routing queries: candidate agents with their load, queued conversations, atomic claims.
+
+An agent's load is their assigned chats plus their pending offers: an offered slot is taken
+until the offer is accepted, declined or expires.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.store.models import (
     Agent,
@@ -15,29 +21,53 @@ from app.store.models import (
     AgentStatus,
     Conversation,
     ConversationState,
+    Offer,
+    OfferState,
 )
 
 
-async def candidate_rows(
-    session: AsyncSession, *, skill_id: int | None, agent_ids: Sequence[uuid.UUID] | None = None
-) -> list[tuple[Agent, int, bool]]:
-    """Online, active agents (with the skill, when one is required): agent, load, connected."""
-    load = (
+def _load_of(agent_id: InstrumentedAttribute[uuid.UUID] | uuid.UUID) -> ColumnElement[int]:
+    """Assigned chats plus pending offers of an agent (correlated when given `Agent.id`)."""
+    chats = (
         select(func.count())
-        .where(Conversation.agent_id == Agent.id, Conversation.state == ConversationState.ASSIGNED)
-        .correlate(Agent)
+        .where(Conversation.agent_id == agent_id, Conversation.state == ConversationState.ASSIGNED)
         .scalar_subquery()
     )
-    connected = exists().where(AgentConnection.agent_id == Agent.id).correlate(Agent)
-    query = select(Agent, load, connected).where(
-        Agent.is_active.is_(True), Agent.status == AgentStatus.ONLINE, connected
+    offers = (
+        select(func.count())
+        .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING)
+        .scalar_subquery()
+    )
+    return chats + offers
+
+
+def _connected() -> ColumnElement[bool]:
+    return exists().where(AgentConnection.agent_id == Agent.id)
+
+
+def _passed_over(conversation_id: uuid.UUID) -> ColumnElement[bool]:
+    """The agent declined this chat or let an offer of it expire: never offered it again."""
+    return exists().where(
+        Offer.conversation_id == conversation_id,
+        Offer.agent_id == Agent.id,
+        Offer.state.in_([OfferState.DECLINED, OfferState.EXPIRED]),
+    )
+
+
+async def candidate_rows(
+    session: AsyncSession, *, skill_id: int | None, conversation_id: uuid.UUID | None = None
+) -> list[tuple[Agent, int, bool]]:
+    """Online, active, connected agents (with the skill, when one is required, and not passed
+    over for this conversation): agent, load, connected."""
+    query = select(Agent, _load_of(Agent.id), _connected()).where(
+        Agent.is_active.is_(True), Agent.status == AgentStatus.ONLINE, _connected()
     )
     if skill_id is not None:
         query = query.where(
             exists().where(AgentSkill.agent_id == Agent.id, AgentSkill.skill_id == skill_id)
         )
-    if agent_ids is not None:
-        query = query.where(Agent.id.in_(agent_ids))
+    if conversation_id is not None:
+        query = query.where(~_passed_over(conversation_id))
     rows = (await session.execute(query)).all()
     return [(agent, int(n), bool(c)) for agent, n, c in rows]
 
@@ -59,15 +89,15 @@ async def proficiencies(
 
 
 async def lock_agent_load(session: AsyncSession, agent_id: uuid.UUID) -> tuple[Agent, int] | None:
-    """Lock the agent's row and count their chats under the lock.
+    """Lock the agent's row and count their load under the lock.
 
     Waits for a router that holds the row: skipping it instead would leave chats queued while
     the agent has room (measured: 3 of 5 free slots filled when 12 chats arrived at once). On
     PostgreSQL the count runs after the lock is taken (READ COMMITTED takes a fresh snapshot
-    per statement), so it sees every assignment committed before. Two routers that each hold
-    one full agent and wait for the other's can deadlock; PostgreSQL aborts one and the unit
-    of work retries it. On SQLite the whole write transaction is exclusive (BEGIN IMMEDIATE).
-    Returns None if the agent no longer exists.
+    per statement), so it sees every assignment and offer committed before. Two routers that
+    each hold one full agent and wait for the other's can deadlock; PostgreSQL aborts one and
+    the unit of work retries it. On SQLite the whole write transaction is exclusive (BEGIN
+    IMMEDIATE). Returns None if the agent no longer exists.
     """
     agent = await session.scalar(
         select(Agent)
@@ -78,33 +108,23 @@ async def lock_agent_load(session: AsyncSession, agent_id: uuid.UUID) -> tuple[A
     )
     if agent is None:
         return None
-    load = await session.scalar(
-        select(func.count()).where(
-            Conversation.agent_id == agent_id, Conversation.state == ConversationState.ASSIGNED
-        )
-    )
+    load = await session.scalar(select(_load_of(agent_id)))
     return agent, int(load or 0)
 
 
 def _free_agent() -> ColumnElement[bool]:
     """An online, connected, active agent with room for one more chat (correlated to Agent)."""
-    load = (
-        select(func.count())
-        .where(Conversation.agent_id == Agent.id, Conversation.state == ConversationState.ASSIGNED)
-        .correlate(Agent)
-        .scalar_subquery()
-    )
     return and_(
         Agent.is_active.is_(True),
         Agent.status == AgentStatus.ONLINE,
-        exists().where(AgentConnection.agent_id == Agent.id),
-        load < Agent.capacity,
+        _connected(),
+        _load_of(Agent.id) < Agent.capacity,
     )
 
 
 async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation]:
-    """Queued conversations that a free agent could take, in queue order, locked; rows another
-    router holds are skipped.
+    """Queued conversations without a pending offer that a free agent could take, in queue
+    order, locked; rows another router holds are skipped.
 
     Chats whose skill no free agent has are left out here, so that fifty of them cannot hide
     the chats behind them from every routing pass."""
@@ -114,12 +134,16 @@ async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation
         .where(_free_agent())
     )
     anyone_with_room = exists().where(_free_agent())
+    offered = exists().where(
+        Offer.conversation_id == Conversation.id, Offer.state == OfferState.PENDING
+    )
     return list(
         (
             await session.scalars(
                 select(Conversation)
                 .where(
                     Conversation.state == ConversationState.QUEUED,
+                    ~offered,
                     or_(
                         and_(Conversation.skill_id.is_(None), anyone_with_room),
                         Conversation.skill_id.in_(skills_with_room),
@@ -128,6 +152,50 @@ async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation
                 .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+
+
+async def pending_offer_of(session: AsyncSession, conversation_id: uuid.UUID) -> Offer | None:
+    return await session.scalar(
+        select(Offer).where(
+            Offer.conversation_id == conversation_id, Offer.state == OfferState.PENDING
+        )
+    )
+
+
+async def lock_offer(session: AsyncSession, offer_id: uuid.UUID) -> Offer | None:
+    return await session.scalar(
+        select(Offer)
+        .where(Offer.id == offer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def due_offers(session: AsyncSession, *, now: datetime, limit: int) -> list[Offer]:
+    """Pending offers past their expiry, locked; rows another node is expiring are skipped."""
+    return list(
+        (
+            await session.scalars(
+                select(Offer)
+                .where(Offer.state == OfferState.PENDING, Offer.expires_at <= now)
+                .order_by(Offer.expires_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+
+
+async def pending_offers_for_agent(session: AsyncSession, agent_id: uuid.UUID) -> list[Offer]:
+    return list(
+        (
+            await session.scalars(
+                select(Offer)
+                .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING)
+                .order_by(Offer.created_at)
             )
         ).all()
     )

@@ -8,13 +8,22 @@ the capacity check happens under a row lock on the agent (docs/architecture.md#r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.routing import repository
 from app.routing.core import Candidate, Presence, Waiting, rank_agents
 from app.store.models import Agent, AgentStatus, Conversation
+
+
+@dataclass(frozen=True, slots=True)
+class OfferPolicy:
+    """How a chosen agent gets a chat: at once (`auto_accept`), or as an offer they accept or
+    decline within `timeout`; a declined or expired offer goes to the next agent, never back."""
+
+    auto_accept: bool = True
+    timeout: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +51,9 @@ async def claim_agent(
     transaction) and must assign it before committing. Returns None when no agent can take it.
     """
     chat = waiting_of(conversation)
-    rows = await repository.candidate_rows(session, skill_id=conversation.skill_id)
+    rows = await repository.candidate_rows(
+        session, skill_id=conversation.skill_id, conversation_id=conversation.id
+    )
     if not rows:
         return None
     skills = await repository.proficiencies(session, [agent.id for agent, _, _ in rows])

@@ -1,0 +1,166 @@
+"""Offers (WARMLINE_OFFER_AUTO_ACCEPT=false): the chosen agent accepts or declines within the
+timeout; declined or expired offers go to the next agent and never back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import Backend
+from tests.e2e.harness import Client, Server, create_agent
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+
+
+async def offer_server(backend: Backend, timeout: str = "30") -> Server:
+    return await Server(
+        backend,
+        offer_auto_accept="false",
+        offer_timeout=timeout,
+        heartbeat_interval="0.5",
+        heartbeat_timeout="5",
+    ).start()
+
+
+def internal(client: Client, conversation_id: str) -> list[str]:
+    return [e["kind"] for e in client.events[conversation_id] if e["visibility"] == "agents"]
+
+
+class TestOffers:
+    async def test_accept_assigns_and_joins(self, backend: Backend) -> None:
+        """The agent gets an offer with the customer's words; on accept the chat is theirs, the
+        visitor sees the agent join, and never sees the offer itself."""
+        server = await offer_server(backend)
+        try:
+            agent = await Client.agent(server, await create_agent(backend, name="Ann"))
+            await agent.connect()
+            visitor = await Client.visitor(server, name="Ada")
+            await visitor.connect()
+            ack = await visitor.message("my parcel is late")
+            offer = await agent.next("offer")
+            assert offer["conversation_id"] == ack["conversation_id"]
+            assert offer["preview"] == "my parcel is late"
+            assert offer["visitor"]["name"] == "Ada"
+            await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+            accepted = await agent.next("accepted")
+            assert accepted["conversation_id"] == ack["conversation_id"]
+            joined = await visitor.event("agent.joined")
+            assert joined["body"]["agent"]["name"] == "Ann"
+            await agent.event("agent.joined", seq=joined["seq"])
+            assert [e["visibility"] for e in visitor.events[ack["conversation_id"]]].count(
+                "agents"
+            ) == 0
+            assert "conversation.offered" in internal(agent, ack["conversation_id"])
+            await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+            assert (await agent.next("error"))["code"] == "offer_not_pending"
+        finally:
+            await server.stop()
+
+    async def test_decline_goes_to_the_next_agent_and_never_back(self, backend: Backend) -> None:
+        """A declined chat is offered to the next agent; when they decline too, it waits in the
+        queue rather than going back to either."""
+        server = await offer_server(backend)
+        try:
+            first = await Client.agent(
+                server, await create_agent(backend, name="First", skills={"billing": 5})
+            )
+            await first.connect()
+            second = await Client.agent(
+                server, await create_agent(backend, name="Second", skills={"billing": 3})
+            )
+            await second.connect()
+            visitor = await Client.visitor(server)
+            await visitor.connect()
+            await visitor.message("hello", skill="billing")
+            # Same load ratio: the more proficient agent is offered the chat first.
+            offer_a, offer_b = (
+                asyncio.ensure_future(first.next("offer")),
+                asyncio.ensure_future(second.next("offer")),
+            )
+            done, _ = await asyncio.wait(
+                {offer_a, offer_b}, timeout=10, return_when=asyncio.FIRST_COMPLETED
+            )
+            assert offer_a in done, (
+                f"offered to Second first: {offer_b.result() if offer_b in done else None}"
+            )
+            offer_b.cancel()
+            offer = offer_a.result()
+            await first.send({"type": "decline", "offer_id": offer["offer_id"], "reason": "busy"})
+            assert (await first.next("offer_withdrawn"))["reason"] == "declined"
+            again = await second.next("offer")
+            assert again["conversation_id"] == offer["conversation_id"]
+            await second.send({"type": "decline", "offer_id": again["offer_id"]})
+            await second.next("offer_withdrawn")
+            assert [f for f in await first.quiet(1.0) if f["type"] == "offer"] == []
+            newcomer = await Client.agent(
+                server, await create_agent(backend, name="Third", skills={"billing": 1})
+            )
+            await newcomer.connect()
+            third = await newcomer.next("offer")
+            assert third["conversation_id"] == offer["conversation_id"]
+        finally:
+            await server.stop()
+
+    async def test_unanswered_offer_expires_and_moves_on(self, backend: Backend) -> None:
+        """An offer nobody answers expires after the timeout, the agent is told, and the chat
+        is offered to the next agent; accepting the expired offer is refused."""
+        server = await offer_server(backend, timeout="1")
+        try:
+            slow = await Client.agent(server, await create_agent(backend, name="Slow", capacity=1))
+            await slow.connect()
+            visitor = await Client.visitor(server)
+            await visitor.connect()
+            await visitor.message("hello")
+            offer = await slow.next("offer")
+            fast = await Client.agent(server, await create_agent(backend, name="Fast", capacity=1))
+            await fast.connect()
+            withdrawn = await slow.next("offer_withdrawn", timeout=10)
+            assert withdrawn == {
+                "type": "offer_withdrawn",
+                "offer_id": offer["offer_id"],
+                "reason": "expired",
+            }
+            moved = await fast.next("offer", timeout=10)
+            assert moved["conversation_id"] == offer["conversation_id"]
+            await slow.send({"type": "accept", "offer_id": offer["offer_id"]})
+            assert (await slow.next("error"))["code"] == "offer_not_pending"
+            await fast.send({"type": "accept", "offer_id": moved["offer_id"]})
+            assert (await visitor.event("agent.joined"))["body"]["agent"]["name"] == "Fast"
+        finally:
+            await server.stop()
+
+    async def test_reconnecting_agent_sees_pending_offer_again(self, backend: Backend) -> None:
+        """A pending offer is sent again to an agent's new socket."""
+        server = await offer_server(backend)
+        try:
+            agent = await Client.agent(server, await create_agent(backend))
+            await agent.connect()
+            visitor = await Client.visitor(server)
+            await visitor.connect()
+            await visitor.message("hello")
+            offer = await agent.next("offer")
+            await agent.close()
+            again = Client(server, "agent", agent.token)
+            await again.connect()
+            resent = await again.next("offer")
+            assert resent["offer_id"] == offer["offer_id"]
+        finally:
+            await server.stop()
+
+    async def test_offer_of_someone_else_is_not_found(self, backend: Backend) -> None:
+        """An agent cannot accept another agent's offer."""
+        server = await offer_server(backend)
+        try:
+            owner = await Client.agent(server, await create_agent(backend, name="Owner"))
+            await owner.connect()
+            visitor = await Client.visitor(server)
+            await visitor.connect()
+            await visitor.message("hello")
+            offer = await owner.next("offer")
+            other = await Client.agent(server, await create_agent(backend, name="Other"))
+            await other.connect()
+            await other.send({"type": "accept", "offer_id": offer["offer_id"]})
+            assert (await other.next("error"))["code"] == "offer_not_found"
+        finally:
+            await server.stop()
