@@ -210,10 +210,11 @@ class Hub:
         self._tasks.append(
             asyncio.create_task(self._supervise("realtime.presence", self._presence_loop))
         )
-        if not self.offers.auto_accept:
-            self._tasks.append(
-                asyncio.create_task(self._supervise("routing.expire_offers", self._offer_loop))
-            )
+        # Runs even with auto-accept: offers left pending from before a switch to auto-accept
+        # must still expire, or they would hold their agents' slots and their chats forever.
+        self._tasks.append(
+            asyncio.create_task(self._supervise("routing.expire_offers", self._offer_loop))
+        )
 
     async def stop(self) -> None:
         self._stopping = True
