@@ -28,6 +28,17 @@ DEMO_SKILLS = {
     "billing": "Billing",
     "technical": "Technical support",
 }
+DEMO_RULES: dict[str, tuple[list[str], list[str]]] = {  # slug: (keywords, page patterns)
+    "billing": (
+        ["invoice", "refund", "charged", "charge", "payment", "billing", "subscription",
+         "credit card", "receipt"],
+        ["/billing*", "/pricing*", "/account/invoices*"],
+    ),
+    "technical": (
+        ["error", "bug", "crash", "login", "password", "install", "not working", "broken"],
+        ["/docs/*", "/help/*"],
+    ),
+}  # fmt: skip
 DEMO_AGENTS: tuple[tuple[str, str, Role, dict[str, int], int], ...] = (
     ("Dana Reyes", "dana@demo.warmline.dev", Role.AGENT, {"billing": 5, "general": 3}, 4),
     ("Sam Okafor", "sam@demo.warmline.dev", Role.AGENT, {"technical": 5, "general": 4}, 3),
@@ -254,7 +265,9 @@ async def _demo(settings: Settings) -> int:
         await db.check_schema()
         async with db.write() as session:
             for slug, name in DEMO_SKILLS.items():
-                await _ensure_skill(session, slug, name)
+                skill = await _ensure_skill(session, slug, name)
+                keywords, patterns = DEMO_RULES.get(slug, ([], []))
+                skill.keywords, skill.page_patterns = keywords, patterns
             for name, email, role, skills, capacity in DEMO_AGENTS:
                 if await session.scalar(select(Agent.id).where(Agent.email == email)) is None:
                     await _add_agent(

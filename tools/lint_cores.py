@@ -177,7 +177,12 @@ def check_source(source: str, path: str = "<string>") -> list[Finding]:
 
 
 # Pure modules that are not named `core.py`, checked when they exist.
-OTHER_PURE_MODULES = ("app/handoff/summary.py", "app/routing/policy.py", "app/routing/estimate.py")
+OTHER_PURE_MODULES = (
+    "app/handoff/summary.py",
+    "app/routing/policy.py",
+    "app/routing/estimate.py",
+    "app/routing/intake.py",
+)
 
 
 def core_paths(root: Path) -> list[Path]:

@@ -203,11 +203,14 @@ async def send_message(
             outcome.conversation_id = conversation.id
             return outcome
     else:
+        required = await routing_service.required_skill(
+            session, topic_skill_id=skill_id, page_url=page_url, first_message=text
+        )
         conversation = Conversation(
             id=uuid.uuid4(),
             visitor_id=actor.id,
             state=ConversationState.QUEUED,
-            skill_id=skill_id,
+            skill_id=required.skill_id,
             priority=0,
             page_url=page_url,
             last_seq=0,
@@ -228,7 +231,16 @@ async def send_message(
                 conversation,
                 kind=kinds.OPENED,
                 now=now,
-                body={"visitor": {"id": str(actor.id), "name": actor.name}, "page_url": page_url},
+                body={
+                    "visitor": {"id": str(actor.id), "name": actor.name},
+                    "page_url": page_url,
+                    # Why the chat needs this skill: "topic", "page", "message" or "none".
+                    "skill": {
+                        "id": required.skill_id,
+                        "source": required.source,
+                        "matched": list(required.matched),
+                    },
+                },
             )
         )
         outcome.notices.append((f"visitor:{actor.id}", join_notice(conversation.id)))

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app.routing.intake import SkillRule
 from app.store.models import (
     Agent,
     AgentConnection,
@@ -23,6 +24,7 @@ from app.store.models import (
     ConversationState,
     Offer,
     OfferState,
+    Skill,
 )
 
 
@@ -199,3 +201,17 @@ async def pending_offers_for_agent(session: AsyncSession, agent_id: uuid.UUID) -
             )
         ).all()
     )
+
+
+async def skill_rules(session: AsyncSession) -> list[SkillRule]:
+    """Every skill's recognition rules (a handful of rows: skills are a team's topics)."""
+    rows = (await session.scalars(select(Skill).order_by(Skill.slug))).all()
+    return [
+        SkillRule(
+            skill_id=skill.id,
+            slug=skill.slug,
+            keywords=tuple(skill.keywords or ()),
+            page_patterns=tuple(skill.page_patterns or ()),
+        )
+        for skill in rows
+    ]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.routing import repository
 from app.routing.core import Candidate, Presence, Waiting, rank_agents
+from app.routing.intake import Inference, infer_skill
 from app.store.models import Agent, AgentStatus, Conversation
 
 
@@ -79,3 +80,17 @@ async def claim_agent(
         if agent.is_active and agent.status is AgentStatus.ONLINE and load < agent.capacity:
             return Claim(agent=agent, load_after=load + 1)
     return None
+
+
+async def required_skill(
+    session: AsyncSession,
+    *,
+    topic_skill_id: int | None,
+    page_url: str | None,
+    first_message: str,
+) -> Inference:
+    """The skill a conversation opened by `first_message` needs (docs/routing.md#required-skill)."""
+    rules = await repository.skill_rules(session)
+    return infer_skill(
+        rules, topic_skill_id=topic_skill_id, page_url=page_url, first_message=first_message
+    )

@@ -154,6 +154,12 @@ class Skill(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(128))
+    # Words and phrases that, in a first message, mean this skill is needed.
+    keywords: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
+    # Globs on the path of the page a chat starts on ("/billing/*").
+    page_patterns: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default=text("'[]'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

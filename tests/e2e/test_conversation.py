@@ -289,3 +289,56 @@ class TestPresence:
         assert [f for f in await visitor.quiet(0.5) if f.get("kind") == "agent.joined"] == []
         await agent.send({"type": "status", "status": "online"})
         await visitor.event("agent.joined")
+
+
+async def set_skill_rules(
+    backend: Backend, slug: str, *, keywords: list[str], page_patterns: list[str]
+) -> None:
+    from sqlalchemy import update
+
+    from app.store.db import Database
+    from app.store.models import Skill
+
+    db = Database(backend.database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                update(Skill)
+                .where(Skill.slug == slug)
+                .values(keywords=keywords, page_patterns=page_patterns)
+            )
+    finally:
+        await db.dispose()
+
+
+class TestRequiredSkill:
+    async def test_first_message_and_page_choose_the_skill(
+        self, server: Server, backend: Backend
+    ) -> None:
+        """Without a pre-chat topic, a chat goes to the skill its first message talks about, or
+        whose pages it started on; the opened event says why."""
+        biller = await Client.agent(
+            server, await create_agent(backend, name="Biller", skills={"billing": 3})
+        )
+        await biller.connect()
+        techie = await Client.agent(
+            server, await create_agent(backend, name="Techie", skills={"technical": 3})
+        )
+        await techie.connect()
+        await set_skill_rules(backend, "billing", keywords=["refund", "charged"], page_patterns=[])
+        await set_skill_rules(backend, "technical", keywords=["error"], page_patterns=["/docs/*"])
+
+        money = await Client.visitor(server, name="Money")
+        await money.connect()
+        await money.message("I was charged twice and want a refund")
+        opened = await money.event("conversation.opened")
+        assert opened["body"]["skill"]["source"] == "message"
+        assert sorted(opened["body"]["skill"]["matched"]) == ["charged", "refund"]
+        assert (await money.event("agent.joined"))["body"]["agent"]["name"] == "Biller"
+
+        docs = await Client.visitor(server, name="Reader")
+        await docs.connect()
+        await docs.message("hi there", page_url="https://example.com/docs/setup")
+        opened = await docs.event("conversation.opened")
+        assert opened["body"]["skill"]["source"] == "page"
+        assert (await docs.event("agent.joined"))["body"]["agent"]["name"] == "Techie"
