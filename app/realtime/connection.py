@@ -33,6 +33,7 @@ from app.errors import Forbidden, ServiceUnavailable, WarmlineError
 from app.realtime import protocol as p
 from app.realtime.hub import Hub, PresenceEntry
 from app.routing import presence
+from app.routing.estimate import WaitEstimate
 from app.store.models import AgentStatus, Conversation, ConversationState, SenderType, Skill
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class Connection:
         # Serialises (un)subscribing: `bus.listen` awaits, and two follows of one conversation
         # (a join notice and the handler that caused it) must not both subscribe.
         self._subscriptions = asyncio.Lock()
+        # The last queue frame sent per conversation, to send only changes.
+        self._queue_sent: dict[uuid.UUID, tuple[Any, ...]] = {}
         self._torn_down = False
         self.personal: Listening | None = None
         self.presence_id: uuid.UUID | None = None
@@ -318,6 +321,8 @@ class Connection:
             await self.ws.send_text(p.encode(p.error_frame(error)))
         for conversation in conversations:
             self._enqueue(("catchup", conversation.id))
+        if actor.kind is SenderType.VISITOR:
+            self.hub.queue_moved()  # a queued visitor hears their position right away
         if actor.kind is SenderType.AGENT:
             # Offers pending from before this socket (another tab, a reconnect) are shown again.
             for offer in await self.hub.read(
@@ -414,6 +419,39 @@ class Connection:
                 self._spawn(self.follow(head.id))
             elif head.id in self.following and self.delivered.get(head.id, 0) < head.last_seq:
                 self._enqueue(("catchup", head.id))
+
+    def queue_update(self, positions: dict[uuid.UUID, tuple[int, WaitEstimate | None]]) -> None:
+        """Tell a visitor where their queued conversation stands, when that changed."""
+        for conversation_id in self.following:
+            entry = positions.get(conversation_id)
+            if entry is None:
+                self._queue_sent.pop(conversation_id, None)
+                continue
+            position, estimate = entry
+            wait = (
+                None
+                if estimate is None
+                else {
+                    "seconds": estimate.seconds,
+                    "low_seconds": estimate.low_seconds,
+                    "high_seconds": estimate.high_seconds,
+                }
+            )
+            key = (position, None if wait is None else tuple(wait.values()))
+            if self._queue_sent.get(conversation_id) == key:
+                continue
+            self._queue_sent[conversation_id] = key
+            self._enqueue(
+                (
+                    "frame",
+                    {
+                        "type": "queue",
+                        "conversation_id": str(conversation_id),
+                        "position": position,
+                        "estimated_wait": wait,
+                    },
+                )
+            )
 
     def _on_personal(self, _channel: str, payload: Payload) -> None:
         kind = payload.get("t")

@@ -26,11 +26,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bus.base import Bus, BusUnavailable
+from app.chat import events as kinds
 from app.chat import service as chat_service
 from app.chat.service import Outcome
 from app.config import Settings
 from app.errors import InvalidData, ServiceUnavailable
 from app.routing import presence
+from app.routing import service as routing_service
+from app.routing.estimate import WaitEstimate
 from app.routing.service import OfferPolicy
 from app.store.db import Database
 
@@ -45,6 +48,14 @@ T = TypeVar("T")
 UNIT_OF_WORK_TRIES = 3
 # Presence rows not refreshed for this many heartbeat intervals belong to a dead node.
 STALE_CONNECTION_INTERVALS = 4
+# Events after which queued visitors' positions and estimates may have changed.
+QUEUE_MOVES = frozenset(
+    {kinds.QUEUED, kinds.ASSIGNED, kinds.CLOSED, kinds.AGENT_LEFT, kinds.OFFER_DECLINED}
+)
+QUEUE_CHANNEL = "queue:all"
+# Queue updates are coalesced over this many seconds: a burst of assignments costs one
+# recomputation per node, and visitors see one update instead of a flicker.
+QUEUE_PUSH_DELAY = 0.3
 # How often due offers are expired: an offer lasts tens of seconds, so a second of lateness is
 # invisible to the agent, and the query is one index range scan.
 OFFER_EXPIRY_PERIOD = 1.0
@@ -91,6 +102,7 @@ class Hub:
         # Agent sockets of this node, by presence connection id; registered before the row
         # commits and removed when the socket ends.
         self.presence: dict[uuid.UUID, PresenceEntry] = {}
+        self._queue_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         bus.on_reconnect(self._catch_up_everyone)
@@ -146,6 +158,8 @@ class Hub:
             for event in outcome.events
         ]
         messages.extend(outcome.notices)
+        if any(event.kind in QUEUE_MOVES for event in outcome.events):
+            messages.append((QUEUE_CHANNEL, {"t": "queue_moved"}))
         for i, (channel, payload) in enumerate(messages):
             if not await self._publish(channel, payload):
                 # The bus is failing: do not hold the frame handler for each remaining notice.
@@ -206,7 +220,46 @@ class Hub:
 
     # -- background loops ---------------------------------------------------------------
 
+    def queue_moved(self) -> None:
+        """Ask for the queued visitors on this node to be told their position again."""
+        self._queue_dirty.set()
+
+    async def _queue_loop(self) -> None:
+        listening = await self.bus.listen(QUEUE_CHANNEL, lambda _c, _p: self.queue_moved())
+        try:
+            while True:
+                await self._queue_dirty.wait()
+                await asyncio.sleep(QUEUE_PUSH_DELAY)
+                self._queue_dirty.clear()
+                await self.push_queue()
+        finally:
+            await listening.close()
+
+    async def push_queue(self) -> None:
+        """Send each queued visitor on this node their position and estimated wait, if changed."""
+        visitors = [
+            c for c in tuple(self.connections) if c.actor is not None and not c.actor.is_agent
+        ]
+        if not visitors:
+            return
+        now = self.clock()
+
+        async def snapshot(
+            session: AsyncSession,
+        ) -> dict[uuid.UUID, tuple[int, WaitEstimate | None]]:
+            return await routing_service.queue_snapshot(session, now=now)
+
+        try:
+            positions = await self.read(snapshot)
+        except ServiceUnavailable:
+            return
+        for connection in visitors:
+            connection.queue_update(positions)
+
     def start(self) -> None:
+        self._tasks.append(
+            asyncio.create_task(self._supervise("realtime.queue_positions", self._queue_loop))
+        )
         self._tasks.append(
             asyncio.create_task(self._supervise("realtime.presence", self._presence_loop))
         )
@@ -299,6 +352,7 @@ class Hub:
             return
         await self.publish(outcome)
         await self.reconcile()
+        self.queue_moved()  # estimates age with time and capacity even when nothing moved
 
 
 def _is_retryable_race(exc: BaseException) -> bool:

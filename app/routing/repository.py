@@ -215,3 +215,28 @@ async def skill_rules(session: AsyncSession) -> list[SkillRule]:
         )
         for skill in rows
     ]
+
+
+async def queued_heads(session: AsyncSession) -> list[Conversation]:
+    """Every queued conversation (for positions; the queue is short next to the log)."""
+    return list(
+        (
+            await session.scalars(
+                select(Conversation).where(Conversation.state == ConversationState.QUEUED)
+            )
+        ).all()
+    )
+
+
+async def recently_closed(
+    session: AsyncSession, *, since: datetime
+) -> list[tuple[int | None, datetime, datetime]]:
+    """(skill, assigned_at, closed_at) of chats closed since `since` that an agent handled."""
+    rows = await session.execute(
+        select(Conversation.skill_id, Conversation.assigned_at, Conversation.closed_at).where(
+            Conversation.state == ConversationState.CLOSED,
+            Conversation.closed_at >= since,
+            Conversation.assigned_at.is_not(None),
+        )
+    )
+    return [(skill, assigned, closed) for skill, assigned, closed in rows if assigned and closed]

@@ -7,6 +7,7 @@ the capacity check happens under a row lock on the agent (docs/architecture.md#r
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.routing import repository
 from app.routing.core import Candidate, Presence, Waiting, rank_agents
+from app.routing.estimate import (
+    DEFAULT_POLICY as DEFAULT_ESTIMATE,
+)
+from app.routing.estimate import (
+    Capacity,
+    CompletedChat,
+    EstimatePolicy,
+    WaitEstimate,
+    estimate_queue,
+)
 from app.routing.intake import Inference, infer_skill
 from app.store.models import Agent, AgentStatus, Conversation
 
@@ -94,3 +105,34 @@ async def required_skill(
     return infer_skill(
         rules, topic_skill_id=topic_skill_id, page_url=page_url, first_message=first_message
     )
+
+
+async def queue_snapshot(
+    session: AsyncSession, *, now: datetime, policy: EstimatePolicy = DEFAULT_ESTIMATE
+) -> dict[uuid.UUID, tuple[int, WaitEstimate | None]]:
+    """Position and wait estimate of every queued conversation.
+
+    Model: docs/routing.md#queue-position-and-estimated-wait.
+    """
+    queued = await repository.queued_heads(session)
+    if not queued:
+        return {}
+    waiting = [waiting_of(c) for c in queued]
+    completed = [
+        CompletedChat(
+            skill_id=skill_id,
+            handle_seconds=max(0.0, (closed_at - assigned_at).total_seconds()),
+            ended_at=closed_at,
+        )
+        for skill_id, assigned_at, closed_at in await repository.recently_closed(
+            session, since=now - policy.window
+        )
+    ]
+    capacity: dict[int | None, Capacity] = {}
+    for skill_id in {w.skill_id for w in waiting}:
+        rows = await repository.candidate_rows(session, skill_id=skill_id)
+        capacity[skill_id] = Capacity(
+            total_slots=sum(agent.capacity for agent, _, _ in rows),
+            free_slots=sum(max(0, agent.capacity - load) for agent, load, _ in rows),
+        )
+    return estimate_queue(waiting, completed, capacity, now, policy=policy)
