@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from app import __version__
 from app.api import errors as api_errors
 from app.api.v1 import auth as auth_api
+from app.api.v1 import conversations as conversations_api
 from app.api.v1 import visitors as visitors_api
 from app.bus.base import BusUnavailable, create_bus
 from app.config import Settings
@@ -27,6 +28,12 @@ from app.realtime.hub import Hub, default_node_name
 from app.store.db import Database
 
 log = logging.getLogger(__name__)
+
+
+def _include_routers(app: FastAPI) -> None:
+    for router in (auth_api.router, visitors_api.router, conversations_api.router):
+        app.include_router(router, prefix="/api/v1")
+    app.include_router(realtime_endpoints.router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -81,9 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     api_errors.install(app)
-    app.include_router(auth_api.router, prefix="/api/v1")
-    app.include_router(visitors_api.router, prefix="/api/v1")
-    app.include_router(realtime_endpoints.router)
+    _include_routers(app)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

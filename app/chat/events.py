@@ -21,6 +21,7 @@ AGENT_JOINED = "agent.joined"
 AGENT_LEFT = "agent.left"
 CLOSED = "conversation.closed"
 OFFERED = "conversation.offered"  # agents only
+ROUTING_DECIDED = "routing.decided"  # agents only: who was chosen and why
 OFFER_DECLINED = "offer.declined"  # agents only
 OFFER_EXPIRED = "offer.expired"  # agents only
 

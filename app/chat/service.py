@@ -275,9 +275,21 @@ async def _try_assign(
     claim = await routing_service.claim_agent(session, conversation, now=now)
     if claim is None:
         return Outcome()
+    # Why this agent: stored with the chat, so "why did this chat go to Bob?" has an answer.
+    decided = _append(
+        session,
+        conversation,
+        kind=kinds.ROUTING_DECIDED,
+        now=now,
+        body={**routing_service.explain(claim.decision), "chosen": str(claim.agent.id)},
+        visibility=Visibility.AGENTS,
+    )
     if offers.auto_accept:
-        return _assign(session, conversation, claim.agent, now=now, offer_id=None)
-    return await _offer(session, conversation, claim.agent, now=now, ttl=offers.timeout)
+        outcome = _assign(session, conversation, claim.agent, now=now, offer_id=None)
+    else:
+        outcome = await _offer(session, conversation, claim.agent, now=now, ttl=offers.timeout)
+    outcome.events.insert(0, decided)
+    return outcome
 
 
 def _assign(
@@ -674,3 +686,7 @@ async def heads(
         session, conversation_ids=conversation_ids, agent_ids=agent_ids, visitor_ids=visitor_ids
     )
     return [ConversationHead(c.id, c.last_seq, c.state, c.visitor_id, c.agent_id) for c in rows]
+
+
+async def get(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation | None:
+    return await repository.get(session, conversation_id)

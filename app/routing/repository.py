@@ -240,3 +240,45 @@ async def recently_closed(
         )
     )
     return [(skill, assigned, closed) for skill, assigned, closed in rows if assigned and closed]
+
+
+async def agent_snapshot(session: AsyncSession) -> list[tuple[Agent, int, bool]]:
+    """Every active agent with their load and whether a socket of theirs is open: the planner
+    sees them all, so that it can say why each one was passed over."""
+    rows = (
+        await session.execute(
+            select(Agent, _load_of(Agent.id), _connected()).where(Agent.is_active.is_(True))
+        )
+    ).all()
+    return [(agent, int(n), bool(c)) for agent, n, c in rows]
+
+
+async def offer_history(
+    session: AsyncSession, conversation_id: uuid.UUID
+) -> tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]:
+    """(agents passed over for this chat: declined or expired; agents holding an offer now)."""
+    rows = (
+        await session.execute(
+            select(Offer.agent_id, Offer.state).where(Offer.conversation_id == conversation_id)
+        )
+    ).all()
+    excluded = frozenset(a for a, s in rows if s in (OfferState.DECLINED, OfferState.EXPIRED))
+    pending = frozenset(a for a, s in rows if s is OfferState.PENDING)
+    return excluded, pending
+
+
+async def last_agent_of_visitor(
+    session: AsyncSession, visitor_id: uuid.UUID, *, before: uuid.UUID
+) -> uuid.UUID | None:
+    """The agent who last handled one of this visitor's earlier, closed conversations."""
+    return await session.scalar(
+        select(Conversation.agent_id)
+        .where(
+            Conversation.visitor_id == visitor_id,
+            Conversation.id != before,
+            Conversation.state == ConversationState.CLOSED,
+            Conversation.agent_id.is_not(None),
+        )
+        .order_by(Conversation.closed_at.desc())
+        .limit(1)
+    )

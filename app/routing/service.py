@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.routing import repository
-from app.routing.core import Candidate, Presence, Waiting, rank_agents
+from app.routing.core import Candidate, Decision, Deferral, Presence, Waiting, plan
 from app.routing.estimate import (
     DEFAULT_POLICY as DEFAULT_ESTIMATE,
 )
@@ -26,7 +26,12 @@ from app.routing.estimate import (
     estimate_queue,
 )
 from app.routing.intake import Inference, infer_skill
-from app.store.models import Agent, AgentStatus, Conversation
+from app.routing.policy import RoutingPolicy
+from app.store.models import Agent, AgentStatus, Conversation, Role
+
+# Routing policy until admins can configure one ([2/10]): the exact skill at any level, one
+# agent at a time, returning visitors first to their last agent for 30 s.
+DEFAULT_ROUTING = RoutingPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,7 @@ class OfferPolicy:
 class Claim:
     agent: Agent
     load_after: int
+    decision: Decision
 
 
 def waiting_of(conversation: Conversation) -> Waiting:
@@ -55,42 +61,132 @@ def waiting_of(conversation: Conversation) -> Waiting:
 
 
 async def claim_agent(
-    session: AsyncSession, conversation: Conversation, *, now: datetime
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    now: datetime,
+    policy: RoutingPolicy = DEFAULT_ROUTING,
 ) -> Claim | None:
     """Choose an agent for a queued conversation and lock them for it.
 
     The caller must hold the conversation's row (it was read `FOR UPDATE` or updated in this
-    transaction) and must assign it before committing. Returns None when no agent can take it.
+    transaction) and must assign or offer it before committing. Returns None when no agent can
+    take it now. The choice and its reasons come from the pure planner (`core.plan`); they are
+    re-checked here under the chosen agent's row lock.
     """
-    chat = waiting_of(conversation)
-    rows = await repository.candidate_rows(
-        session, skill_id=conversation.skill_id, conversation_id=conversation.id
+    chat, candidates = await _snapshot(session, conversation)
+    # Each failed claim corrects the snapshot with what the lock saw, and the plan is made
+    # again: another router may have filled the best agent meanwhile, and the next best must
+    # then get the chat now rather than at the next pass.
+    for _ in range(len(candidates) + 1):
+        result = plan([chat], candidates, policy, now)
+        if not result.decisions:
+            return None
+        decision = result.decisions[0]
+        refreshed: dict[uuid.UUID, Candidate] = {}
+        for agent_id in decision.agent_ids:
+            locked = await repository.lock_agent_load(session, agent_id)
+            if locked is None:
+                refreshed[agent_id] = _gone(agent_id, candidates)
+                continue
+            agent, load = locked
+            # Re-checked under the lock: the agent may have gone away or filled up since the
+            # snapshot the plan was made from.
+            if agent.is_active and agent.status is AgentStatus.ONLINE and load < agent.capacity:
+                return Claim(agent=agent, load_after=load + 1, decision=decision)
+            refreshed[agent_id] = _candidate(
+                agent, load, connected=True, proficiency=_levels(agent_id, candidates)
+            )
+        candidates = [refreshed.get(c.id, c) for c in candidates]
+    return None
+
+
+def _levels(agent_id: uuid.UUID, candidates: list[Candidate]) -> dict[int, int]:
+    return next((c.proficiency for c in candidates if c.id == agent_id), {})
+
+
+def _gone(agent_id: uuid.UUID, candidates: list[Candidate]) -> Candidate:
+    old = next(c for c in candidates if c.id == agent_id)
+    return Candidate(
+        id=old.id,
+        presence=Presence.OFFLINE,
+        connected=False,
+        capacity=old.capacity,
+        load=old.load,
+        proficiency=old.proficiency,
+        idle_since=old.idle_since,
+        is_supervisor=old.is_supervisor,
     )
-    if not rows:
-        return None
+
+
+def _candidate(
+    agent: Agent, load: int, *, connected: bool, proficiency: dict[int, int]
+) -> Candidate:
+    return Candidate(
+        id=agent.id,
+        presence=Presence(agent.status.value) if agent.is_active else Presence.OFFLINE,
+        connected=connected,
+        capacity=agent.capacity,
+        load=load,
+        proficiency=proficiency,
+        idle_since=agent.last_assigned_at,
+        is_supervisor=agent.role in (Role.SUPERVISOR, Role.ADMIN),
+    )
+
+
+async def decide(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    now: datetime,
+    policy: RoutingPolicy = DEFAULT_ROUTING,
+) -> Decision | Deferral:
+    """What the planner decides for this conversation now, with its reasons (no locks taken:
+    also what `GET /conversations/{id}/routing` shows for a chat still waiting)."""
+    chat, candidates = await _snapshot(session, conversation)
+    result = plan([chat], candidates, policy, now)
+    return result.decisions[0] if result.decisions else result.deferred[0]
+
+
+async def _snapshot(
+    session: AsyncSession, conversation: Conversation
+) -> tuple[Waiting, list[Candidate]]:
+    rows = await repository.agent_snapshot(session)
     skills = await repository.proficiencies(session, [agent.id for agent, _, _ in rows])
     candidates = [
-        Candidate(
-            id=agent.id,
-            presence=Presence(agent.status.value),
-            connected=connected,
-            capacity=agent.capacity,
-            load=load,
-            proficiency=skills[agent.id],
-            idle_since=agent.last_assigned_at,
-        )
+        _candidate(agent, load, connected=connected, proficiency=skills[agent.id])
         for agent, load, connected in rows
     ]
-    for agent_id in rank_agents(chat, candidates, now):
-        locked = await repository.lock_agent_load(session, agent_id)
-        if locked is None:
-            continue
-        agent, load = locked
-        # Re-checked under the lock: the agent may have gone away or filled up since the
-        # candidate query.
-        if agent.is_active and agent.status is AgentStatus.ONLINE and load < agent.capacity:
-            return Claim(agent=agent, load_after=load + 1)
-    return None
+    excluded, offered_to = await repository.offer_history(session, conversation.id)
+    preferred = await repository.last_agent_of_visitor(
+        session, conversation.visitor_id, before=conversation.id
+    )
+    base = waiting_of(conversation)
+    chat = Waiting(
+        id=base.id,
+        skill_id=base.skill_id,
+        priority=base.priority,
+        queued_at=base.queued_at,
+        excluded=excluded,
+        preferred_agent=preferred,
+        offered_to=offered_to,
+    )
+    return chat, candidates
+
+
+def explain(outcome: Decision | Deferral) -> dict[str, object]:
+    """A decision's reasons as stored in the `routing.decided` event and shown by the API."""
+    reasons = outcome.reasons
+    return {
+        "agent_ids": [str(a) for a in outcome.agent_ids] if isinstance(outcome, Decision) else [],
+        "rule": reasons.rule,
+        "step": outcome.step.name or "default",
+        "considered": [str(a) for a in reasons.considered],
+        "passed_over": [
+            {"reason": group.reason.value, "agent_ids": [str(a) for a in group.agent_ids]}
+            for group in reasons.passed_over
+        ],
+    }
 
 
 async def required_skill(

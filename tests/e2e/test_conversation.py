@@ -74,8 +74,17 @@ class TestConversation:
             "conversation.closed",
         ]
         assert [k for _, k in kinds(visitor, conversation_id)] == expected
-        assert kinds(agent, conversation_id) == kinds(visitor, conversation_id)
-        assert visitor.seqs(conversation_id) == list(range(1, 8))
+        # The agent sees the same events with the same seqs, plus the agents-only routing
+        # decision (who was chosen and why), which the visitor never sees.
+        shared = [
+            (e["seq"], e["kind"]) for e in agent.events[conversation_id] if e["visibility"] == "all"
+        ]
+        assert shared == kinds(visitor, conversation_id)
+        assert agent.seqs(conversation_id) == list(range(1, 9))
+        internal = [e for e in agent.events[conversation_id] if e["visibility"] == "agents"]
+        assert [e["kind"] for e in internal] == ["routing.decided"]
+        assert internal[0]["body"]["chosen"] == agent.welcome["session"]["id"]
+        assert internal[0]["body"]["rule"]
         await visitor.close()
         await agent.close()
 
@@ -270,7 +279,8 @@ class TestPresence:
 
             next_agent = await Client.agent(server, await create_agent(backend, name="Next"))
             await next_agent.connect()
-            joined = await visitor.event("agent.joined", seq=left["seq"] + 3)
+            joined = await visitor.event("agent.joined")
+            assert joined["seq"] > left["seq"]
             assert joined["body"]["agent"]["name"] == "Next"
             await next_agent.event("message", seq=ack["seq"])
         finally:

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from app.store.models import Role
 from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
 
@@ -162,5 +163,74 @@ class TestOffers:
             await other.connect()
             await other.send({"type": "accept", "offer_id": offer["offer_id"]})
             assert (await other.next("error"))["code"] == "offer_not_found"
+        finally:
+            await server.stop()
+
+
+class TestRoutingExplanation:
+    async def test_why_did_this_chat_go_to_bob(self, backend: Backend) -> None:
+        """GET /conversations/{id}/routing names the chosen agent, the rule that chose them and
+        why every other agent was passed over; a chat still waiting says why it waits."""
+        import httpx
+
+        server = await Server(backend).start()
+        try:
+            bob = await Client.agent(
+                server, await create_agent(backend, name="Bob", skills={"billing": 5})
+            )
+            await bob.connect()
+            ann = await Client.agent(
+                server, await create_agent(backend, name="Ann", skills={"billing": 2})
+            )
+            await ann.connect()
+            sam = await Client.agent(
+                server, await create_agent(backend, name="Sam", skills={"technical": 4})
+            )
+            await sam.connect()
+            visitor = await Client.visitor(server)
+            await visitor.connect()
+            ack = await visitor.message("hello", skill="billing")
+            await visitor.event("agent.joined")
+            async with httpx.AsyncClient(base_url=server.http) as http:
+                headers = {"Authorization": f"Bearer {bob.token}"}
+                got = await http.get(
+                    f"/api/v1/conversations/{ack['conversation_id']}/routing", headers=headers
+                )
+                assert got.status_code == 200, got.text
+                body = got.json()
+                assert body["skill"]["source"] == "topic"
+                [decision] = body["decisions"]
+                assert decision["chosen"] == bob.welcome["session"]["id"]
+                assert "proficiency" in decision["rule"]
+                reasons = {g["reason"]: g["agent_ids"] for g in decision["passed_over"]}
+                assert reasons["lacks_skill"] == [sam.welcome["session"]["id"]]
+                assert ann.welcome["session"]["id"] in decision["considered"]
+                assert body["waiting_now"] is None
+
+                # Sam never held it: to him the conversation does not exist.
+                other = await http.get(
+                    f"/api/v1/conversations/{ack['conversation_id']}/routing",
+                    headers={"Authorization": f"Bearer {sam.token}"},
+                )
+                assert other.status_code == 404
+
+                await sam.send({"type": "status", "status": "away"})
+                await sam.next("status")
+                queued = await Client.visitor(server, name="Queued")
+                await queued.connect()
+                q = await queued.message("my login fails", skill="technical")
+                await queued.event("conversation.queued")
+                url = f"/api/v1/conversations/{q['conversation_id']}/routing"
+                plain = await http.get(url, headers=headers)
+                assert plain.status_code == 404  # Bob is a plain agent and never held it
+                lee = await Client.agent(
+                    server, await create_agent(backend, name="Lee", role=Role.SUPERVISOR)
+                )
+                supervised = await http.get(url, headers={"Authorization": f"Bearer {lee.token}"})
+                assert supervised.status_code == 200
+                now = supervised.json()["waiting_now"]
+                assert now["agent_ids"] == []
+                reasons = {g["reason"]: g["agent_ids"] for g in now["passed_over"]}
+                assert reasons["away"] == [sam.welcome["session"]["id"]]
         finally:
             await server.stop()

@@ -1,0 +1,119 @@
+"""`/api/v1/conversations/{id}/routing`: why a chat went to whom (docs/api.md#routing-explanation).
+
+Answers from the conversation's stored `routing.decided` events (who was chosen, the rule that
+chose them, everyone passed over and why) and, for a chat still waiting, what the planner
+would decide right now.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from app.api.deps import CurrentAgent, NowDep, SessionDep
+from app.api.errors import responses
+from app.chat import events as kinds
+from app.chat import service as chat_service
+from app.chat.errors import ConversationNotFound
+from app.chat.service import Actor
+from app.routing import service as routing_service
+from app.store.models import ConversationEvent, ConversationState, Role, SenderType
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+
+
+class RoutingDecision(BaseModel):
+    seq: int
+    at: datetime
+    chosen: str | None
+    rule: str
+    step: str
+    considered: list[str]
+    passed_over: list[dict[str, Any]]
+
+
+class RoutingExplanation(BaseModel):
+    conversation_id: uuid.UUID
+    state: str
+    skill: dict[str, Any] | None = Field(
+        description="The required skill and why (topic, page, message or none)."
+    )
+    decisions: list[RoutingDecision] = Field(description="Every routing decision, oldest first.")
+    offers: list[dict[str, Any]] = Field(description="Offer outcomes: offered, declined, expired.")
+    waiting_now: dict[str, Any] | None = Field(
+        description="For a queued chat: what the planner decides at this moment, and why."
+    )
+
+
+@router.get(
+    "/{conversation_id}/routing",
+    summary="Why a conversation went to whom",
+    description="Supervisors and admins may ask about any conversation; an agent about the "
+    "conversations they hold or held.",
+    responses=responses(401, 404, 503),
+)
+async def routing_explanation(
+    conversation_id: uuid.UUID, agent: CurrentAgent, session: SessionDep, now: NowDep
+) -> RoutingExplanation:
+    conversation = await chat_service.get(session, conversation_id)
+    if conversation is None:
+        raise ConversationNotFound("No such conversation.", conversation_id=str(conversation_id))
+    if agent.role is Role.AGENT and not await chat_service.may_read(
+        session, actor=Actor(SenderType.AGENT, agent.id, agent.name), conversation=conversation
+    ):
+        raise ConversationNotFound("No such conversation.", conversation_id=str(conversation_id))
+    rows = (
+        await session.scalars(
+            select(ConversationEvent)
+            .where(
+                ConversationEvent.conversation_id == conversation_id,
+                ConversationEvent.kind.in_(
+                    [
+                        kinds.OPENED,
+                        kinds.ROUTING_DECIDED,
+                        kinds.OFFERED,
+                        kinds.OFFER_DECLINED,
+                        kinds.OFFER_EXPIRED,
+                    ]
+                ),
+            )
+            .order_by(ConversationEvent.seq)
+        )
+    ).all()
+    skill = next((dict(r.body.get("skill") or {}) for r in rows if r.kind == kinds.OPENED), None)
+    decisions = [
+        RoutingDecision(
+            seq=r.seq,
+            at=r.created_at,
+            chosen=r.body.get("chosen"),
+            rule=r.body.get("rule", ""),
+            step=r.body.get("step", "default"),
+            considered=list(r.body.get("considered", [])),
+            passed_over=list(r.body.get("passed_over", [])),
+        )
+        for r in rows
+        if r.kind == kinds.ROUTING_DECIDED
+    ]
+    offers = [
+        {"seq": r.seq, "kind": r.kind, "at": r.created_at.isoformat(), **r.body}
+        for r in rows
+        if r.kind in (kinds.OFFERED, kinds.OFFER_DECLINED, kinds.OFFER_EXPIRED)
+    ]
+    waiting_now = None
+    if conversation.state is ConversationState.QUEUED:
+        waiting_now = routing_service.explain(
+            await routing_service.decide(session, conversation, now=now)
+        )
+    return RoutingExplanation(
+        conversation_id=conversation.id,
+        state=conversation.state.value,
+        skill=skill,
+        decisions=decisions,
+        offers=offers,
+        waiting_now=waiting_now,
+    )
