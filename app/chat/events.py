@@ -1,7 +1,8 @@
 """The shape of a stored conversation event, as plain data, and its wire form.
 
 Kinds (docs/protocol.md#event-kinds): `conversation.opened`, `message`, `conversation.queued`,
-`conversation.assigned`, `agent.joined`, `agent.left`, `conversation.closed`.
+`conversation.assigned`, `agent.joined`, `agent.left`, `conversation.closed`, and, visible to
+agents only, `routing.decided`, `conversation.offered`, `offer.declined`, `offer.expired`.
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ Pure: no I/O, no clock, no randomness; `now` is passed in. Two entry points:
 
 - `plan()` decides a whole queue at once: given the waiting conversations, the agents and the
   `RoutingPolicy`, it returns a `Plan` of offers (`Decision`s) and of chats left waiting
-  (`Deferral`s), each with its reasons. The caller applies the offers in one transaction and
-  re-checks capacity under its locks: the plan is a proposal about a snapshot, not a claim.
-- `rank_agents()` ranks the agents for one conversation; `routing.service` claims the first
-  one whose capacity still has room once locked.
+  (`Deferral`s), each with its reasons. `routing.service.claim_agent()` plans one chat at a
+  time and re-checks capacity under the chosen agent's lock: the plan is a proposal about a
+  snapshot, not a claim.
+- `rank_agents()` ranks the agents for one conversation (kept for tests and tools; the
+  service no longer uses it).
 
 Policy types (offer mode, escalation steps) live in `routing.policy`.
 Rules: docs/architecture.md#routing.

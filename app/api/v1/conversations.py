@@ -85,7 +85,7 @@ async def routing_explanation(
             .order_by(ConversationEvent.seq)
         )
     ).all()
-    skill = next((dict(r.body.get("skill") or {}) for r in rows if r.kind == kinds.OPENED), None)
+    skill = next((r.body.get("skill") or None for r in rows if r.kind == kinds.OPENED), None)
     decisions = [
         RoutingDecision(
             seq=r.seq,
@@ -100,7 +100,12 @@ async def routing_explanation(
         if r.kind == kinds.ROUTING_DECIDED
     ]
     offers = [
-        {"seq": r.seq, "kind": r.kind, "at": r.created_at.isoformat(), **r.body}
+        {
+            "seq": r.seq,
+            "kind": r.kind,
+            "at": r.created_at.isoformat().replace("+00:00", "Z"),
+            **r.body,
+        }
         for r in rows
         if r.kind in (kinds.OFFERED, kinds.OFFER_DECLINED, kinds.OFFER_EXPIRED)
     ]
