@@ -330,9 +330,8 @@ class Hub:
             await presence.touch(
                 session,
                 node=self.node,
-                live=self.agent_sockets(),
-                restorable=self.restorable_sockets(now),
                 now=now,
+                sockets=lambda: (self.agent_sockets(), self.restorable_sockets(now)),
             )
             await presence.sweep_stale(session, now=now, stale_after=stale_after)
             outcome = Outcome()

@@ -9,7 +9,7 @@ been without any socket for the grace period (docs/protocol.md#presence).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 
@@ -87,9 +87,11 @@ async def touch(
     session: AsyncSession,
     *,
     node: str,
-    live: Mapping[uuid.UUID, uuid.UUID],
+    live: Mapping[uuid.UUID, uuid.UUID] | None = None,
     now: datetime,
     restorable: AbstractSet[uuid.UUID] | None = None,
+    sockets: Callable[[], tuple[Mapping[uuid.UUID, uuid.UUID], AbstractSet[uuid.UUID]]]
+    | None = None,
 ) -> None:
     """Make the node's rows match its open sockets (`live`: connection id -> agent id).
 
@@ -98,14 +100,23 @@ async def touch(
     of `restorable` sockets (default: every live one) that another node swept as stale while
     this one could not reach the database. An agent with a live socket is never left `offline`
     or in a grace period: whatever race put them there, this repairs it.
+
+    `sockets`, when given, returns (live, restorable) and is called after the stored rows are
+    read: a hello registers its socket before committing its row, so every row this read sees
+    belongs to a socket the call reports (a snapshot taken earlier could miss a hello that
+    committed in between, and its row would be deleted as gone).
     """
-    if restorable is None:
-        restorable = set(live)
     stored = set(
         (
             await session.scalars(select(AgentConnection.id).where(AgentConnection.node == node))
         ).all()
     )
+    if sockets is not None:
+        live, restorable = sockets()
+    if live is None:
+        live = {}
+    if restorable is None:
+        restorable = set(live)
     gone = stored - live.keys()
     if gone:
         agent_ids = list(
