@@ -82,6 +82,19 @@ class Server:
             stderr=asyncio.subprocess.PIPE,
         )
         assert self.process.stderr is not None
+        try:
+            await self._wait_until_running()
+        except BaseException:
+            # A server that never came up must not outlive the test that started it.
+            self.process.kill()
+            await self.process.wait()
+            raise
+        self._drain = asyncio.create_task(self._drain_output())
+        return self
+
+    async def _wait_until_running(self) -> None:
+        assert self.process is not None
+        assert self.process.stderr is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STARTUP_TIMEOUT
         while True:
@@ -97,9 +110,7 @@ class Server:
             match = _RUNNING.search(text)
             if match:
                 self.port = int(match.group(1))
-                break
-        self._drain = asyncio.create_task(self._drain_output())
-        return self
+                return
 
     async def _drain_output(self) -> None:
         assert self.process is not None
