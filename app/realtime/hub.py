@@ -25,7 +25,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bus.base import Bus, BusUnavailable
+from app.bus.base import Bus, BusUnavailable, Listening
 from app.chat import events as kinds
 from app.chat import service as chat_service
 from app.chat.service import Outcome
@@ -225,15 +225,25 @@ class Hub:
         self._queue_dirty.set()
 
     async def _queue_loop(self) -> None:
-        listening = await self.bus.listen(QUEUE_CHANNEL, lambda _c, _p: self.queue_moved())
+        listening: Listening | None = None
         try:
             while True:
+                if listening is None:
+                    try:
+                        listening = await self.bus.listen(
+                            QUEUE_CHANNEL, lambda _c, _p: self.queue_moved()
+                        )
+                    except BusUnavailable:
+                        # Without the bus this node still updates its visitors at every
+                        # housekeeping round; other nodes' moves reach them then.
+                        log.warning("queue updates from other nodes paused: bus unavailable")
                 await self._queue_dirty.wait()
                 await asyncio.sleep(QUEUE_PUSH_DELAY)
                 self._queue_dirty.clear()
                 await self.push_queue()
         finally:
-            await listening.close()
+            if listening is not None:
+                await listening.close()
 
     async def push_queue(self) -> None:
         """Send each queued visitor on this node their position and estimated wait, if changed."""

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.routing.intake import SkillRule
 from app.store.models import (
@@ -30,9 +30,13 @@ from app.store.models import (
 
 def _load_of(agent_id: InstrumentedAttribute[uuid.UUID] | uuid.UUID) -> ColumnElement[int]:
     """Assigned chats plus pending offers of an agent (correlated when given `Agent.id`)."""
+    # An alias, so that inside a query over conversations this never correlates to the outer
+    # conversation row.
+    held = aliased(Conversation)
     chats = (
         select(func.count())
-        .where(Conversation.agent_id == agent_id, Conversation.state == ConversationState.ASSIGNED)
+        .select_from(held)
+        .where(held.agent_id == agent_id, held.state == ConversationState.ASSIGNED)
         .scalar_subquery()
     )
     offers = (
@@ -130,12 +134,34 @@ async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation
 
     Chats whose skill no free agent has are left out here, so that fifty of them cannot hide
     the chats behind them from every routing pass."""
-    skills_with_room = (
-        select(AgentSkill.skill_id)
-        .join(Agent, Agent.id == AgentSkill.agent_id)
-        .where(_free_agent())
+    # Nested two levels deep, these must name what they correlate to: by default a subquery
+    # only correlates to the query right around it (agents), not to conversations.
+    passed_over = (
+        exists()
+        .where(
+            Offer.conversation_id == Conversation.id,
+            Offer.agent_id == Agent.id,
+            Offer.state.in_([OfferState.DECLINED, OfferState.EXPIRED]),
+        )
+        .correlate(Conversation, Agent)
     )
-    anyone_with_room = exists().where(_free_agent())
+    has_skill = (
+        exists()
+        .where(AgentSkill.agent_id == Agent.id, AgentSkill.skill_id == Conversation.skill_id)
+        .correlate(Conversation, Agent)
+    )
+    # Some free agent who may take this very chat: has its skill (or it needs none) and has
+    # not declined it or let an offer of it expire.
+    someone_for_it = (
+        select(Agent.id)
+        .where(
+            _free_agent(),
+            ~passed_over,
+            or_(Conversation.skill_id.is_(None), has_skill),
+        )
+        .correlate(Conversation)
+        .exists()
+    )
     offered = exists().where(
         Offer.conversation_id == Conversation.id, Offer.state == OfferState.PENDING
     )
@@ -146,10 +172,7 @@ async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation
                 .where(
                     Conversation.state == ConversationState.QUEUED,
                     ~offered,
-                    or_(
-                        and_(Conversation.skill_id.is_(None), anyone_with_room),
-                        Conversation.skill_id.in_(skills_with_room),
-                    ),
+                    someone_for_it,
                 )
                 .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
                 .limit(limit)

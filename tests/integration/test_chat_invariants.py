@@ -11,14 +11,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.tokens import hash_password
 from app.bus.memory import MemoryBus
 from app.chat import service as chat_service
-from app.chat.service import Actor, Outcome
+from app.chat.service import ROUTING_BATCH, Actor, Outcome
 from app.config import Settings
 from app.realtime.hub import Hub
 from app.routing import presence
+from app.routing.service import OfferPolicy
 from app.store.db import Database
 from app.store.models import (
     Agent,
@@ -27,6 +29,8 @@ from app.store.models import (
     Conversation,
     ConversationEvent,
     ConversationState,
+    Offer,
+    OfferState,
     SenderType,
     Skill,
     Visitor,
@@ -224,3 +228,80 @@ class TestQueueScan:
                 select(Conversation.agent_id).where(Conversation.visitor_id == waiting.id)
             )
         assert owner == agent_id
+
+    async def test_chats_declined_by_every_free_agent_do_not_hide_the_rest(self, hub: Hub) -> None:
+        """Fifty-odd chats that the only free agent of their skill has declined cannot stop a
+        routing pass from reaching a later chat that another agent can take."""
+        offers = OfferPolicy(auto_accept=False)
+        async with hub.db.write() as session:
+            billing = Skill(slug="billing", name="Billing")
+            technical = Skill(slug="technical", name="Technical")
+            session.add_all([billing, technical])
+            await session.flush()
+            billing_id, technical_id = billing.id, technical.id
+        picky = await online_agent(hub, capacity=3, name="Picky")
+        async with hub.db.write() as session:
+            session.add(AgentSkill(agent_id=picky, skill_id=billing_id, proficiency=3))
+        picky_actor = Actor(SenderType.AGENT, picky, "Picky")
+        for i in range(ROUTING_BATCH + 2):
+            someone = await visitor(hub)
+
+            async def open_and_decline(
+                session: AsyncSession, who: Actor = someone, i: int = i
+            ) -> None:
+                await chat_service.send_message(
+                    session,
+                    actor=who,
+                    conversation_id=None,
+                    client_msg_id="b",
+                    text="bill",
+                    now=NOW + timedelta(seconds=i),
+                    skill_id=billing_id,
+                    offers=offers,
+                )
+                offer = await session.scalar(
+                    select(Offer).where(Offer.agent_id == picky, Offer.state == OfferState.PENDING)
+                )
+                assert offer is not None
+                await chat_service.decline_offer(
+                    session,
+                    actor=picky_actor,
+                    offer_id=offer.id,
+                    reason=None,
+                    now=NOW + timedelta(seconds=i),
+                    offers=offers,
+                )
+
+            await hub.unit(open_and_decline)
+        late = await visitor(hub)
+
+        async def open_technical(session: AsyncSession) -> Outcome:
+            return await chat_service.send_message(
+                session,
+                actor=late,
+                conversation_id=None,
+                client_msg_id="t",
+                text="tech",
+                now=NOW + timedelta(minutes=5),
+                skill_id=technical_id,
+                offers=offers,
+            )
+
+        await hub.unit(open_technical)  # nobody for technical yet: it queues behind the rest
+        techie = await online_agent(hub, capacity=2, name="Techie")
+        async with hub.db.write() as session:
+            session.add(AgentSkill(agent_id=techie, skill_id=technical_id, proficiency=3))
+
+        async def route(session: AsyncSession) -> Outcome:
+            return await chat_service.assign_waiting(
+                session, now=NOW + timedelta(minutes=6), offers=offers
+            )
+
+        await hub.unit(route)
+        async with hub.db.read() as session:
+            offered_to = await session.scalar(
+                select(Offer.agent_id)
+                .join(Conversation, Conversation.id == Offer.conversation_id)
+                .where(Conversation.visitor_id == late.id, Offer.state == OfferState.PENDING)
+            )
+        assert offered_to == techie
