@@ -27,6 +27,11 @@ OFFER_DECLINED = "offer.declined"  # agents only
 OFFER_EXPIRED = "offer.expired"  # agents only
 
 
+def iso(value: datetime) -> str:
+    """A UTC timestamp as the protocol writes it: ISO 8601 with a `Z`."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     conversation_id: UUID
@@ -70,5 +75,5 @@ class StoredEvent:
             "client_msg_id": self.client_msg_id,
             "visibility": self.visibility.value,
             "body": self.body,
-            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+            "created_at": iso(self.created_at),
         }

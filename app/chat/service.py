@@ -24,7 +24,7 @@ from app.chat.errors import (
     OfferNotFound,
     OfferNotPending,
 )
-from app.chat.events import StoredEvent
+from app.chat.events import StoredEvent, iso
 from app.routing import repository as routing_repository
 from app.routing import service as routing_service
 from app.routing.service import OfferPolicy
@@ -354,7 +354,7 @@ async def _offer(
             body={
                 "offer_id": str(offer.id),
                 "agent": _agent_ref(agent),
-                "expires_at": _iso(offer.expires_at),
+                "expires_at": iso(offer.expires_at),
             },
             visibility=Visibility.AGENTS,
         )
@@ -375,13 +375,13 @@ async def offer_frame(
         "type": "offer",
         "offer_id": str(offer.id),
         "conversation_id": str(conversation.id),
-        "expires_at": _iso(offer.expires_at),
+        "expires_at": iso(offer.expires_at),
         "visitor": {
             "id": str(conversation.visitor_id),
             "name": None if visitor is None else visitor.name,
         },
         "skill_id": conversation.skill_id,
-        "queued_at": None if conversation.queued_at is None else _iso(conversation.queued_at),
+        "queued_at": None if conversation.queued_at is None else iso(conversation.queued_at),
         "preview": None if preview is None else preview[:PREVIEW_CHARS],
     }
 
@@ -391,10 +391,6 @@ def _withdrawn(offer: Offer, reason: str) -> tuple[str, dict[str, Any]]:
         f"agent:{offer.agent_id}",
         {"t": "offer_withdrawn", "offer_id": str(offer.id), "reason": reason},
     )
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 async def _lock_own_offer(
@@ -657,10 +653,6 @@ async def requeue_agent_chats(
         )
     await session.flush()
     return outcome
-
-
-def events_of(rows: list[ConversationEvent]) -> list[StoredEvent]:
-    return [StoredEvent.of(row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

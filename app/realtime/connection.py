@@ -27,7 +27,7 @@ from app.chat import events as kinds
 from app.chat import repository as chat_repository
 from app.chat import service as chat_service
 from app.chat.errors import ConversationNotFound
-from app.chat.events import StoredEvent
+from app.chat.events import StoredEvent, iso
 from app.chat.service import Actor, Outcome
 from app.errors import Forbidden, ServiceUnavailable, WarmlineError
 from app.realtime import protocol as p
@@ -352,10 +352,10 @@ class Connection:
                     "agent": None
                     if agent is None
                     else {"id": str(agent.id), "name": agent.name, "avatar_url": agent.avatar_url},
-                    "created_at": _iso(conversation.created_at),
+                    "created_at": iso(conversation.created_at),
                     "closed_at": None
                     if conversation.closed_at is None
-                    else _iso(conversation.closed_at),
+                    else iso(conversation.closed_at),
                 }
             )
         return result
@@ -903,10 +903,6 @@ async def _skill_id(session: AsyncSession, slug: str) -> int:
     if skill is None:
         raise p.InvalidFrame(f"Unknown skill {slug!r}.", field="skill")
     return skill
-
-
-def _iso(value: Any) -> str:
-    return str(value.isoformat().replace("+00:00", "Z"))
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

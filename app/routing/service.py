@@ -46,7 +46,6 @@ class OfferPolicy:
 @dataclass(frozen=True, slots=True)
 class Claim:
     agent: Agent
-    load_after: int
     decision: Decision
 
 
@@ -93,7 +92,7 @@ async def claim_agent(
             # Re-checked under the lock: the agent may have gone away or filled up since the
             # snapshot the plan was made from.
             if agent.is_active and agent.status is AgentStatus.ONLINE and load < agent.capacity:
-                return Claim(agent=agent, load_after=load + 1, decision=decision)
+                return Claim(agent=agent, decision=decision)
             refreshed[agent_id] = _candidate(
                 agent, load, connected=True, proficiency=_levels(agent_id, candidates)
             )

@@ -20,6 +20,7 @@ from app.api.errors import responses
 from app.chat import events as kinds
 from app.chat import service as chat_service
 from app.chat.errors import ConversationNotFound
+from app.chat.events import iso
 from app.chat.service import Actor
 from app.routing import service as routing_service
 from app.store.models import ConversationEvent, ConversationState, Role, SenderType
@@ -103,7 +104,7 @@ async def routing_explanation(
         {
             "seq": r.seq,
             "kind": r.kind,
-            "at": r.created_at.isoformat().replace("+00:00", "Z"),
+            "at": iso(r.created_at),
             **r.body,
         }
         for r in rows
