@@ -182,6 +182,7 @@ OTHER_PURE_MODULES = (
     "app/routing/policy.py",
     "app/routing/estimate.py",
     "app/routing/intake.py",
+    "app/routing/hours.py",
 )
 
 

@@ -23,3 +23,11 @@ class OfferNotFound(NotFound):
 
 class OfferNotPending(Conflict):
     code = "offer_not_pending"
+
+
+class NotOffline(Conflict):
+    code = "not_offline"
+
+
+class AtCapacity(Conflict):
+    code = "at_capacity"

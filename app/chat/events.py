@@ -1,8 +1,9 @@
 """The shape of a stored conversation event, as plain data, and its wire form.
 
 Kinds (docs/protocol.md#event-kinds): `conversation.opened`, `message`, `conversation.queued`,
-`conversation.assigned`, `agent.joined`, `agent.left`, `conversation.closed`, and, visible to
-agents only, `routing.decided`, `conversation.offered`, `offer.declined`, `offer.expired`.
+`conversation.assigned`, `agent.joined`, `agent.left`, `conversation.closed`,
+`conversation.offline`, and, visible to agents only, `routing.decided`, `routing.step`,
+`conversation.offered`, `offer.declined`, `offer.expired`, `conversation.unanswered`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ OFFERED = "conversation.offered"  # agents only
 ROUTING_DECIDED = "routing.decided"  # agents only: who was chosen and why
 OFFER_DECLINED = "offer.declined"  # agents only
 OFFER_EXPIRED = "offer.expired"  # agents only
+OFFLINE = "conversation.offline"  # nobody can take it now: the visitor may leave a message
+ROUTING_STEP = "routing.step"  # agents only: an escalation step came into force
+UNANSWERED = "conversation.unanswered"  # agents only: the watchdog flagged a late reply
 
 
 def iso(value: datetime) -> str:

@@ -23,7 +23,11 @@ from app.store.models import (
 async def get_for_update(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation | None:
     """The conversation, its row locked until the unit of work ends (it serialises `seq`)."""
     return await session.scalar(
-        select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+        select(Conversation)
+        .where(Conversation.id == conversation_id)
+        .with_for_update()
+        # A copy loaded earlier in this unit of work may predate another node's change.
+        .execution_options(populate_existing=True)
     )
 
 
@@ -155,3 +159,22 @@ async def last_visitor_text(session: AsyncSession, conversation_id: uuid.UUID) -
         return None
     text = body.get("text")
     return text if isinstance(text, str) else None
+
+
+async def offline(
+    session: AsyncSession, *, skills: set[int] | None, limit: int
+) -> list[Conversation]:
+    """Offline conversations (messages left for later), oldest first; with `skills`, only
+    those needing one of them or none."""
+    query = select(Conversation).where(Conversation.state == ConversationState.OFFLINE)
+    if skills is not None:
+        query = query.where(
+            or_(Conversation.skill_id.is_(None), Conversation.skill_id.in_(sorted(skills)))
+        )
+    return list(
+        (
+            await session.scalars(
+                query.order_by(Conversation.queued_at, Conversation.id).limit(limit)
+            )
+        ).all()
+    )

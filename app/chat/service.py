@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.chat import events as kinds
 from app.chat import repository
 from app.chat.errors import (
+    AtCapacity,
     ConversationClosed,
     ConversationNotFound,
+    NotOffline,
     NotParticipant,
     OfferNotFound,
     OfferNotPending,
@@ -27,6 +29,7 @@ from app.chat.errors import (
 from app.chat.events import StoredEvent, iso
 from app.routing import repository as routing_repository
 from app.routing import service as routing_service
+from app.routing.policy import RoutingPolicy, step_in_force
 from app.routing.service import OfferPolicy
 from app.store.models import (
     Agent,
@@ -35,6 +38,7 @@ from app.store.models import (
     ConversationState,
     Offer,
     OfferState,
+    Role,
     SenderType,
     Visibility,
     Visitor,
@@ -88,7 +92,7 @@ def join_notice(conversation_id: uuid.UUID) -> dict[str, Any]:
     return {"t": "join", "conversation_id": str(conversation_id)}
 
 
-def _append(
+def append_event(
     session: AsyncSession,
     conversation: Conversation,
     *,
@@ -119,7 +123,7 @@ def _append(
     return StoredEvent.of(row)
 
 
-def _agent_ref(agent: Agent) -> dict[str, Any]:
+def agent_ref(agent: Agent) -> dict[str, Any]:
     return {"id": str(agent.id), "name": agent.name, "avatar_url": agent.avatar_url}
 
 
@@ -210,6 +214,7 @@ async def send_message(
             id=uuid.uuid4(),
             visitor_id=actor.id,
             state=ConversationState.QUEUED,
+            watchdog_level=0,
             skill_id=required.skill_id,
             priority=0,
             page_url=page_url,
@@ -226,7 +231,7 @@ async def send_message(
         # another tab of the same visitor opened one meanwhile; the frame handler retries.
         await session.flush()
         outcome.events.append(
-            _append(
+            append_event(
                 session,
                 conversation,
                 kind=kinds.OPENED,
@@ -245,7 +250,7 @@ async def send_message(
         )
         outcome.notices.append((f"visitor:{actor.id}", join_notice(conversation.id)))
 
-    message = _append(
+    message = append_event(
         session,
         conversation,
         kind=kinds.MESSAGE,
@@ -259,35 +264,151 @@ async def send_message(
     outcome.events.append(message)
     outcome.ack = Ack(conversation.id, message.seq, client_msg_id, duplicate=False)
     outcome.conversation_id = conversation.id
+    if actor.is_agent:
+        # Answered: the watchdog stands down until the customer writes again.
+        conversation.awaiting_reply_since = None
+        conversation.watchdog_level = 0
+    elif conversation.awaiting_reply_since is None:
+        conversation.awaiting_reply_since = now
     if opened:
-        outcome.events.append(
-            _append(session, conversation, kind=kinds.QUEUED, now=now, body={"reason": "new"})
+        outcome.merge(
+            await enter_queue(session, conversation, now=now, offers=offers, reason="new")
         )
-        outcome.merge(await _try_assign(session, conversation, now=now, offers=offers))
+    elif (
+        conversation.state is ConversationState.OFFLINE
+        and not actor.is_agent
+        and await routing_service.availability(session, conversation.skill_id, now=now) is None
+    ):
+        # The visitor writes again to a message left for later: someone can take it now, so
+        # it joins the queue where it would have been.
+        outcome.merge(
+            await enter_queue(
+                session, conversation, now=now, offers=offers, reason="agents_available"
+            )
+        )
     await session.flush()
     return outcome
 
 
-async def _try_assign(
+async def enter_queue(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    now: datetime,
+    offers: OfferPolicy,
+    reason: str,
+) -> Outcome:
+    """Queue a locked conversation (new, or offline until now) or, when nobody could take it,
+    leave it offline and tell the visitor at once (docs/routing.md#offline-messages)."""
+    outcome = Outcome(conversation_id=conversation.id)
+    unavailable = await routing_service.availability(session, conversation.skill_id, now=now)
+    if unavailable is not None:
+        if conversation.state is not ConversationState.OFFLINE:
+            outcome.events.append(go_offline(session, conversation, unavailable, now=now))
+        return outcome
+    conversation.state = ConversationState.QUEUED
+    conversation.offline_reason = None
+    outcome.events.append(
+        append_event(session, conversation, kind=kinds.QUEUED, now=now, body={"reason": reason})
+    )
+    policy, _ = await routing_repository.load_policy(session)
+    outcome.events.extend(advance_step(session, conversation, policy, now=now))
+    outcome.merge(await try_assign(session, conversation, now=now, offers=offers))
+    return outcome
+
+
+def go_offline(
+    session: AsyncSession,
+    conversation: Conversation,
+    unavailable: routing_service.Unavailable,
+    *,
+    now: datetime,
+) -> StoredEvent:
+    """Nobody can take the conversation: it becomes a message agents pick up later."""
+    conversation.state = ConversationState.OFFLINE
+    conversation.offline_reason = unavailable.reason
+    conversation.next_step_at = None
+    return append_event(
+        session,
+        conversation,
+        kind=kinds.OFFLINE,
+        now=now,
+        body={
+            "reason": unavailable.reason,
+            "opens_at": None if unavailable.opens_at is None else iso(unavailable.opens_at),
+        },
+    )
+
+
+def advance_step(
+    session: AsyncSession, conversation: Conversation, policy: RoutingPolicy, *, now: datetime
+) -> list[StoredEvent]:
+    """Record every escalation step that has come into force for a queued conversation since
+    the last one recorded, in order, and schedule the next (docs/routing.md#escalation-steps)."""
+    steps = policy.steps_for(conversation.skill_id)
+    queued_at = conversation.queued_at or conversation.created_at
+    index, _ = step_in_force(steps, now - queued_at)
+    current = next(
+        (
+            i
+            for i, step in enumerate(steps)
+            if step.id is not None and step.id == conversation.step_id
+        ),
+        -1,
+    )
+    events = [
+        append_event(
+            session,
+            conversation,
+            kind=kinds.ROUTING_STEP,
+            now=now,
+            body={
+                "step": steps[i].name,
+                "index": i,
+                "after_seconds": int(steps[i].after.total_seconds()),
+                "min_proficiency": steps[i].min_proficiency,
+                "related_skill_ids": sorted(steps[i].related_skills),
+                "include_supervisors": steps[i].include_supervisors,
+            },
+            visibility=Visibility.AGENTS,
+        )
+        for i in range(current + 1, index + 1)
+    ]
+    conversation.step_id = steps[index].id if index >= 0 else None
+    following = index + 1
+    conversation.next_step_at = (
+        queued_at + steps[following].after if following < len(steps) else None
+    )
+    return events
+
+
+async def try_assign(
     session: AsyncSession, conversation: Conversation, *, now: datetime, offers: OfferPolicy
 ) -> Outcome:
     """Give a queued, locked conversation to the best free agent, or offer it to them."""
     claim = await routing_service.claim_agent(session, conversation, now=now)
     if claim is None:
         return Outcome()
+    chosen = claim.agents if not offers.auto_accept else claim.agents[:1]
     # Why this agent: stored with the chat, so "why did this chat go to Bob?" has an answer.
-    decided = _append(
+    decided = append_event(
         session,
         conversation,
         kind=kinds.ROUTING_DECIDED,
         now=now,
-        body={**routing_service.explain(claim.decision), "chosen": str(claim.agent.id)},
+        body={
+            **routing_service.explain(claim.decision),
+            "chosen": str(chosen[0].id),
+            "offered_to": [str(agent.id) for agent in chosen],
+        },
         visibility=Visibility.AGENTS,
     )
     if offers.auto_accept:
         outcome = _assign(session, conversation, claim.agent, now=now, offer_id=None)
     else:
-        outcome = await _offer(session, conversation, claim.agent, now=now, ttl=offers.timeout)
+        outcome = Outcome()
+        for agent in chosen:
+            outcome.merge(await _offer(session, conversation, agent, now=now, ttl=offers.timeout))
     outcome.events.insert(0, decided)
     return outcome
 
@@ -305,14 +426,22 @@ def _assign(
     conversation.agent_id = agent.id
     conversation.assigned_at = now
     conversation.assignment_epoch += 1
+    conversation.next_step_at = None
+    conversation.offline_reason = None
+    # The watchdog's clock for this agent starts when the chat reaches them.
+    if conversation.awaiting_reply_since is not None:
+        conversation.awaiting_reply_since = now
+    conversation.watchdog_level = 0
     agent.last_assigned_at = now
-    ref = _agent_ref(agent)
+    ref = agent_ref(agent)
     body: dict[str, Any] = {"agent": ref, "epoch": conversation.assignment_epoch}
     if offer_id is not None:
         body["offer_id"] = str(offer_id)
-    outcome.events.append(_append(session, conversation, kind=kinds.ASSIGNED, now=now, body=body))
     outcome.events.append(
-        _append(
+        append_event(session, conversation, kind=kinds.ASSIGNED, now=now, body=body)
+    )
+    outcome.events.append(
+        append_event(
             session,
             conversation,
             kind=kinds.AGENT_JOINED,
@@ -346,14 +475,14 @@ async def _offer(
     session.add(offer)
     outcome = Outcome()
     outcome.events.append(
-        _append(
+        append_event(
             session,
             conversation,
             kind=kinds.OFFERED,
             now=now,
             body={
                 "offer_id": str(offer.id),
-                "agent": _agent_ref(agent),
+                "agent": agent_ref(agent),
                 "expires_at": iso(offer.expires_at),
             },
             visibility=Visibility.AGENTS,
@@ -396,11 +525,15 @@ def _withdrawn(offer: Offer, reason: str) -> tuple[str, dict[str, Any]]:
 async def _lock_own_offer(
     session: AsyncSession, actor: Actor, offer_id: uuid.UUID, now: datetime
 ) -> tuple[Offer, Conversation]:
-    offer = await routing_repository.lock_offer(session, offer_id)
-    if offer is None or not actor.is_agent or offer.agent_id != actor.id:
+    # The conversation is locked before the offer: in broadcast mode, two agents accepting
+    # at once queue on the conversation instead of each holding an offer the other's accept
+    # must cancel (a deadlock).
+    seen = await routing_repository.get_offer(session, offer_id)
+    if seen is None or not actor.is_agent or seen.agent_id != actor.id:
         raise OfferNotFound("No such offer of yours.", offer_id=str(offer_id))
-    conversation = await repository.get_for_update(session, offer.conversation_id)
-    if conversation is None:
+    conversation = await repository.get_for_update(session, seen.conversation_id)
+    offer = await routing_repository.lock_offer(session, offer_id)
+    if conversation is None or offer is None:
         raise OfferNotFound("No such offer of yours.", offer_id=str(offer_id))
     if offer.state is OfferState.PENDING and offer.expires_at <= now:
         raise OfferNotPending("This offer has expired.", offer_id=str(offer_id), state="expired")
@@ -427,6 +560,12 @@ async def accept_offer(
     offer.decided_at = now
     outcome = _assign(session, conversation, agent, now=now, offer_id=offer.id)
     outcome.conversation_id = conversation.id
+    # Broadcast: the first to accept wins; the others' offers are withdrawn in this same
+    # transaction, so no second agent can accept.
+    for other in await routing_repository.pending_offers_of(session, conversation.id):
+        other.state = OfferState.CANCELLED
+        other.decided_at = now
+        outcome.notices.append(_withdrawn(other, "taken"))
     await session.flush()
     return outcome
 
@@ -450,7 +589,7 @@ async def decline_offer(
     offer.decided_at = now
     outcome = Outcome(conversation_id=conversation.id)
     outcome.events.append(
-        _append(
+        append_event(
             session,
             conversation,
             kind=kinds.OFFER_DECLINED,
@@ -465,7 +604,9 @@ async def decline_offer(
     )
     outcome.notices.append(_withdrawn(offer, "declined"))
     await session.flush()
-    outcome.merge(await _try_assign(session, conversation, now=now, offers=offers))
+    # In broadcast mode others may still hold offers of this chat: it is theirs to take.
+    if not await routing_repository.pending_offers_of(session, conversation.id):
+        outcome.merge(await try_assign(session, conversation, now=now, offers=offers))
     return outcome
 
 
@@ -483,7 +624,7 @@ async def expire_offers(
             continue
         agent = await session.get(Agent, offer.agent_id)
         outcome.events.append(
-            _append(
+            append_event(
                 session,
                 conversation,
                 kind=kinds.OFFER_EXPIRED,
@@ -499,10 +640,76 @@ async def expire_offers(
             )
         )
         await session.flush()
-        if conversation.state is ConversationState.QUEUED:
-            outcome.merge(await _try_assign(session, conversation, now=now, offers=offers))
+        if conversation.state is ConversationState.QUEUED and not (
+            await routing_repository.pending_offers_of(session, conversation.id)
+        ):
+            outcome.merge(await try_assign(session, conversation, now=now, offers=offers))
     await session.flush()
     return outcome
+
+
+async def take_offline(
+    session: AsyncSession, *, actor: Actor, conversation_id: uuid.UUID, now: datetime
+) -> Outcome:
+    """An agent picks up an offline conversation (a message left for later): it is theirs.
+
+    Raises:
+        ConversationNotFound: no such conversation, or not an agent asking.
+        NotOffline: the conversation is not offline (queued, assigned or closed).
+        AtCapacity: the agent has no free slot.
+    """
+    conversation = await repository.get_for_update(session, conversation_id)
+    if conversation is None or not actor.is_agent:
+        raise ConversationNotFound("No such conversation.", conversation_id=str(conversation_id))
+    if conversation.state is not ConversationState.OFFLINE:
+        raise NotOffline(
+            f"This conversation is {conversation.state.value}, not offline.",
+            conversation_id=str(conversation_id),
+            state=conversation.state.value,
+        )
+    locked = await routing_repository.lock_agent_load(session, actor.id)
+    if locked is None or not locked[0].is_active:
+        raise ConversationNotFound("No such conversation.", conversation_id=str(conversation_id))
+    agent, load = locked
+    if load >= agent.capacity:
+        raise AtCapacity(
+            f"You are at capacity ({load} of {agent.capacity}); close a chat first.",
+            load=load,
+            capacity=agent.capacity,
+        )
+    outcome = _assign(session, conversation, agent, now=now, offer_id=None)
+    outcome.conversation_id = conversation.id
+    await session.flush()
+    return outcome
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineItem:
+    conversation: Conversation
+    visitor_name: str | None
+    visitor_email: str | None
+    preview: str | None
+
+
+async def offline_list(session: AsyncSession, *, agent: Agent, limit: int) -> list[OfflineItem]:
+    """Offline conversations this agent may take, oldest first: those of their skills and
+    those without a skill; supervisors and admins see every one."""
+    skills: set[int] | None = None
+    if agent.role is Role.AGENT:
+        skills = set((await routing_repository.proficiencies(session, [agent.id]))[agent.id])
+    items = []
+    for conversation in await repository.offline(session, skills=skills, limit=limit):
+        visitor = await session.get(Visitor, conversation.visitor_id)
+        preview = await repository.last_visitor_text(session, conversation.id)
+        items.append(
+            OfflineItem(
+                conversation=conversation,
+                visitor_name=None if visitor is None else visitor.name,
+                visitor_email=None if visitor is None else visitor.email,
+                preview=None if preview is None else preview[:PREVIEW_CHARS],
+            )
+        )
+    return items
 
 
 async def pending_offer_frames(session: AsyncSession, agent_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -525,7 +732,7 @@ async def assign_waiting(
     """One routing pass over the queue: assign (or offer) what can be, in queue order."""
     outcome = Outcome()
     for conversation in await routing_repository.lock_queued(session, limit=limit):
-        outcome.merge(await _try_assign(session, conversation, now=now, offers=offers))
+        outcome.merge(await try_assign(session, conversation, now=now, offers=offers))
     await session.flush()
     return outcome
 
@@ -553,16 +760,16 @@ async def close(
         conversation = await _load_owned(session, actor, conversation_id)
     by = SenderType.SYSTEM if actor is None else actor.kind
     outcome = Outcome(conversation_id=conversation.id)
-    pending = await routing_repository.pending_offer_of(session, conversation.id)
-    if pending is not None:
+    for pending in await routing_repository.pending_offers_of(session, conversation.id):
         pending.state = OfferState.CANCELLED
         pending.decided_at = now
         outcome.notices.append(_withdrawn(pending, "conversation_closed"))
     conversation.state = ConversationState.CLOSED
+    conversation.next_step_at = None
     conversation.closed_at = now
     conversation.closed_by = by
     outcome.events.append(
-        _append(
+        append_event(
             session,
             conversation,
             kind=kinds.CLOSED,
@@ -631,27 +838,55 @@ async def requeue_agent_chats(
     """
     outcome = Outcome()
     agent = await session.get(Agent, agent_id)
+    policy, _ = await routing_repository.load_policy(session)
     for conversation in await repository.assigned_to(session, agent_id, lock=True):
-        conversation.state = ConversationState.QUEUED
-        conversation.agent_id = None
-        outcome.events.append(
-            _append(
+        outcome.merge(
+            requeue(
                 session,
                 conversation,
-                kind=kinds.AGENT_LEFT,
+                policy,
+                agent=agent,
+                agent_id=agent_id,
+                reason=reason,
                 now=now,
-                body={
-                    "agent": _agent_ref(agent) if agent else {"id": str(agent_id)},
-                    "reason": reason,
-                },
-                sender_id=agent_id,
-                sender_name=agent.name if agent else None,
             )
         )
-        outcome.events.append(
-            _append(session, conversation, kind=kinds.QUEUED, now=now, body={"reason": reason})
-        )
     await session.flush()
+    return outcome
+
+
+def requeue(
+    session: AsyncSession,
+    conversation: Conversation,
+    policy: RoutingPolicy,
+    *,
+    agent: Agent | None,
+    agent_id: uuid.UUID,
+    reason: str,
+    now: datetime,
+) -> Outcome:
+    """Take a locked, assigned conversation from its agent back to the front of the queue."""
+    outcome = Outcome(conversation_id=conversation.id)
+    conversation.state = ConversationState.QUEUED
+    conversation.agent_id = None
+    outcome.events.append(
+        append_event(
+            session,
+            conversation,
+            kind=kinds.AGENT_LEFT,
+            now=now,
+            body={
+                "agent": agent_ref(agent) if agent else {"id": str(agent_id)},
+                "reason": reason,
+            },
+            sender_id=agent_id,
+            sender_name=agent.name if agent else None,
+        )
+    )
+    outcome.events.append(
+        append_event(session, conversation, kind=kinds.QUEUED, now=now, body={"reason": reason})
+    )
+    outcome.events.extend(advance_step(session, conversation, policy, now=now))
     return outcome
 
 

@@ -460,6 +460,9 @@ class Connection:
             self._spawn(self.follow(conversation_id))
         elif kind == "offer":
             self._enqueue(("frame", payload["offer"]))
+        elif kind == "frame":
+            # A frame for this agent alone, already in its wire form (watchdog alerts).
+            self._enqueue(("frame", payload["frame"]))
         elif kind == "offer_withdrawn":
             self._enqueue(
                 (
@@ -692,6 +695,8 @@ class Connection:
                 await self._on_accept(frame)
             case p.Decline():
                 await self._on_decline(frame)
+            case p.Take():
+                await self._on_take(frame)
             case p.Ping():
                 self._enqueue(("frame", {"type": "pong"}))
             case p.Pong():
@@ -842,6 +847,19 @@ class Connection:
                 },
             )
         )
+        await self.hub.publish(outcome)
+
+    async def _on_take(self, frame: p.Take) -> None:
+        actor = self._actor()
+        now = self.hub.clock()
+
+        async def work(session: AsyncSession) -> Outcome:
+            return await chat_service.take_offline(
+                session, actor=actor, conversation_id=frame.conversation_id, now=now
+            )
+
+        outcome = await self.hub.unit(work)
+        self._enqueue(("frame", {"type": "taken", "conversation_id": str(frame.conversation_id)}))
         await self.hub.publish(outcome)
 
     async def _on_decline(self, frame: p.Decline) -> None:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.bus.base import Bus, BusUnavailable, Listening
 from app.chat import events as kinds
 from app.chat import service as chat_service
+from app.chat import upkeep
 from app.chat.service import Outcome
 from app.config import Settings
 from app.errors import InvalidData, ServiceUnavailable
@@ -56,9 +57,10 @@ QUEUE_CHANNEL = "queue:all"
 # Queue updates are coalesced over this many seconds: a burst of assignments costs one
 # recomputation per node, and visitors see one update instead of a flicker.
 QUEUE_PUSH_DELAY = 0.3
-# How often due offers are expired: an offer lasts tens of seconds, so a second of lateness is
-# invisible to the agent, and the query is one index range scan.
-OFFER_EXPIRY_PERIOD = 1.0
+# How often due offers are expired, due escalation steps recorded and unanswered customers
+# looked for: these last tens of seconds or more, so a second of lateness is invisible, and
+# each query is one index range scan.
+TIMER_PERIOD = 1.0
 # Delay before a crashed background loop is started again.
 LOOP_RESTART_DELAY = 1.0
 
@@ -275,9 +277,7 @@ class Hub:
         )
         # Runs even with auto-accept: offers left pending from before a switch to auto-accept
         # must still expire, or they would hold their agents' slots and their chats forever.
-        self._tasks.append(
-            asyncio.create_task(self._supervise("routing.expire_offers", self._offer_loop))
-        )
+        self._tasks.append(asyncio.create_task(self._supervise("routing.timers", self._timer_loop)))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -309,10 +309,26 @@ class Hub:
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))  # noqa: S311 - not crypto
             await self.tick()
 
-    async def _offer_loop(self) -> None:
+    async def _timer_loop(self) -> None:
         while True:
-            await asyncio.sleep(OFFER_EXPIRY_PERIOD)
-            await self.expire_offers()
+            await asyncio.sleep(TIMER_PERIOD)
+            await self.timers()
+
+    async def timers(self) -> None:
+        """Offers past their time, escalation steps that came due, unanswered customers."""
+        await self.expire_offers()
+        now = self.clock()
+        for job in (upkeep.advance_steps, upkeep.watch_unanswered):
+
+            async def work(session: AsyncSession, job: Any = job) -> Outcome:
+                outcome: Outcome = await job(session, now=now, offers=self.offers)
+                return outcome
+
+            try:
+                outcome = await self.unit(work)
+            except ServiceUnavailable:
+                return
+            await self.publish(outcome)
 
     async def expire_offers(self) -> None:
         """Expire due offers and pass their chats on (every node runs this; rows are claimed
@@ -352,6 +368,7 @@ class Hub:
                         session, agent_id=agent_id, reason="agent_disconnected", now=now
                     )
                 )
+            outcome.merge(await upkeep.requeue_from_inactive(session, now=now, offers=self.offers))
             outcome.merge(await chat_service.assign_waiting(session, now=now, offers=self.offers))
             return outcome
 

@@ -91,6 +91,13 @@ class Decline(Frame):
     reason: Annotated[str | None, Field(max_length=500)] = None
 
 
+class Take(Frame):
+    """An agent picks up an offline conversation (a message left for later)."""
+
+    type: Literal["take"]
+    conversation_id: uuid.UUID
+
+
 class Ping(Frame):
     type: Literal["ping"]
 
@@ -100,7 +107,18 @@ class Pong(Frame):
 
 
 ClientFrame = Annotated[
-    Hello | Resume | SendMessage | Typing | Read | Close | Status | Accept | Decline | Ping | Pong,
+    Hello
+    | Resume
+    | SendMessage
+    | Typing
+    | Read
+    | Close
+    | Status
+    | Accept
+    | Decline
+    | Take
+    | Ping
+    | Pong,
     Field(discriminator="type"),
 ]
 _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
@@ -115,6 +133,7 @@ CLIENT_TYPES = frozenset(
         "status",
         "accept",
         "decline",
+        "take",
         "ping",
         "pong",
     }

@@ -55,6 +55,8 @@ class EscalationStep:
     related_skills: frozenset[int] = frozenset()
     include_supervisors: bool = False
     name: str = ""
+    # The stored step's id (None for steps not from the database, as in tests and DEFAULT_STEP).
+    id: int | None = None
 
     def __post_init__(self) -> None:
         if self.after < timedelta(0):
@@ -150,6 +152,24 @@ class RoutingPolicy:
     def step_for(self, skill_id: int | None, waited: timedelta) -> EscalationStep:
         """The step in force for a chat of `skill_id` that has waited `waited`."""
         return step_in_force(self.steps_for(skill_id), waited)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogPolicy:
+    """When an assigned chat whose customer awaits a reply is flagged, and what follows.
+
+    Each threshold counts from when the customer's oldest unanswered message reached the agent;
+    None switches that stage off.
+
+    Attributes:
+        alert_after: The agent is alerted.
+        supervisors_after: The supervisors are alerted.
+        requeue_after: The chat is taken from the agent and goes back to the front of the queue.
+    """
+
+    alert_after: timedelta | None = timedelta(minutes=2)
+    supervisors_after: timedelta | None = timedelta(minutes=5)
+    requeue_after: timedelta | None = None
 
 
 def step_in_force(steps: Sequence[EscalationStep], waited: timedelta) -> tuple[int, EscalationStep]:

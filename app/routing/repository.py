@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.routing.intake import SkillRule
+from app.routing.policy import EscalationStep, OfferMode, RoutingPolicy, WatchdogPolicy
 from app.store.models import (
     Agent,
     AgentConnection,
@@ -22,10 +23,15 @@ from app.store.models import (
     AgentStatus,
     Conversation,
     ConversationState,
+    EscalationStepRow,
+    EscalationStepSkill,
     Offer,
     OfferState,
+    Role,
+    RoutingSettings,
     Skill,
 )
+from app.store.models import OfferMode as StoredOfferMode
 
 
 def _load_of(agent_id: InstrumentedAttribute[uuid.UUID] | uuid.UUID) -> ColumnElement[int]:
@@ -132,8 +138,10 @@ async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation
     """Queued conversations without a pending offer that a free agent could take, in queue
     order, locked; rows another router holds are skipped.
 
-    Chats whose skill no free agent has are left out here, so that fifty of them cannot hide
-    the chats behind them from every routing pass."""
+    Chats no free agent may take under their escalation step in force are left out here, so
+    that fifty of them cannot hide the chats behind them from every routing pass. The filter
+    reads the step the conversation has recorded (`step_id`): its minimum proficiency, related
+    skills and whether supervisors qualify, as `EscalationStep.qualification` does."""
     # Nested two levels deep, these must name what they correlate to: by default a subquery
     # only correlates to the query right around it (agents), not to conversations.
     passed_over = (
@@ -145,19 +153,47 @@ async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation
         )
         .correlate(Conversation, Agent)
     )
-    has_skill = (
+    min_level = func.coalesce(
+        select(EscalationStepRow.min_proficiency)
+        .where(EscalationStepRow.id == Conversation.step_id)
+        .correlate(Conversation)
+        .scalar_subquery(),
+        1,
+    )
+    related = (
         exists()
-        .where(AgentSkill.agent_id == Agent.id, AgentSkill.skill_id == Conversation.skill_id)
+        .where(
+            EscalationStepSkill.step_id == Conversation.step_id,
+            EscalationStepSkill.skill_id == AgentSkill.skill_id,
+        )
+        .correlate(Conversation, AgentSkill)
+    )
+    qualifies_by_skill = (
+        exists()
+        .where(
+            AgentSkill.agent_id == Agent.id,
+            AgentSkill.proficiency >= min_level,
+            or_(AgentSkill.skill_id == Conversation.skill_id, related),
+        )
         .correlate(Conversation, Agent)
     )
-    # Some free agent who may take this very chat: has its skill (or it needs none) and has
-    # not declined it or let an offer of it expire.
+    qualifies_as_supervisor = and_(
+        Agent.role.in_([Role.SUPERVISOR, Role.ADMIN]),
+        exists()
+        .where(
+            EscalationStepRow.id == Conversation.step_id,
+            EscalationStepRow.include_supervisors.is_(True),
+        )
+        .correlate(Conversation),
+    )
+    # Some free agent who may take this very chat now and has not declined it or let an
+    # offer of it expire.
     someone_for_it = (
         select(Agent.id)
         .where(
             _free_agent(),
             ~passed_over,
-            or_(Conversation.skill_id.is_(None), has_skill),
+            or_(Conversation.skill_id.is_(None), qualifies_by_skill, qualifies_as_supervisor),
         )
         .correlate(Conversation)
         .exists()
@@ -182,12 +218,23 @@ async def lock_queued(session: AsyncSession, *, limit: int) -> list[Conversation
     )
 
 
-async def pending_offer_of(session: AsyncSession, conversation_id: uuid.UUID) -> Offer | None:
-    return await session.scalar(
-        select(Offer).where(
-            Offer.conversation_id == conversation_id, Offer.state == OfferState.PENDING
-        )
+async def pending_offers_of(session: AsyncSession, conversation_id: uuid.UUID) -> list[Offer]:
+    """The conversation's pending offers (several in broadcast mode), locked."""
+    return list(
+        (
+            await session.scalars(
+                select(Offer)
+                .where(Offer.conversation_id == conversation_id, Offer.state == OfferState.PENDING)
+                .order_by(Offer.agent_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
     )
+
+
+async def get_offer(session: AsyncSession, offer_id: uuid.UUID) -> Offer | None:
+    return await session.get(Offer, offer_id)
 
 
 async def lock_offer(session: AsyncSession, offer_id: uuid.UUID) -> Offer | None:
@@ -305,3 +352,158 @@ async def last_agent_of_visitor(
         .order_by(Conversation.closed_at.desc())
         .limit(1)
     )
+
+
+_POLICY_CACHE = "warmline.routing.policy"
+
+
+async def routing_settings(session: AsyncSession) -> RoutingSettings:
+    """The deployment's routing settings row (created with its defaults if missing)."""
+    row = await session.get(RoutingSettings, 1)
+    if row is None:
+        row = RoutingSettings(id=1)
+        session.add(row)
+        await session.flush()
+    return row
+
+
+async def load_policy(session: AsyncSession) -> tuple[RoutingPolicy, WatchdogPolicy]:
+    """The routing and watchdog policies as stored, read once per unit of work."""
+    cached = session.info.get(_POLICY_CACHE)
+    if cached is not None:
+        policy: tuple[RoutingPolicy, WatchdogPolicy] = cached
+        return policy
+    row = await routing_settings(session)
+    related: dict[int, set[int]] = {}
+    for step_id, skill_id in await session.execute(
+        select(EscalationStepSkill.step_id, EscalationStepSkill.skill_id)
+    ):
+        related.setdefault(step_id, set()).add(skill_id)
+    escalation: dict[int, list[EscalationStep]] = {}
+    default_steps: list[EscalationStep] = []
+    for step in await session.scalars(
+        select(EscalationStepRow).order_by(
+            EscalationStepRow.skill_id, EscalationStepRow.position, EscalationStepRow.id
+        )
+    ):
+        value = EscalationStep(
+            after=timedelta(seconds=step.after_seconds),
+            min_proficiency=step.min_proficiency,
+            related_skills=frozenset(related.get(step.id, ())),
+            include_supervisors=step.include_supervisors,
+            name=step.name,
+            id=step.id,
+        )
+        if step.skill_id is None:
+            default_steps.append(value)
+        else:
+            escalation.setdefault(step.skill_id, []).append(value)
+    routing = RoutingPolicy(
+        escalation={skill: tuple(steps) for skill, steps in escalation.items()},
+        default_steps=tuple(default_steps),
+        offer_mode=OfferMode.BROADCAST
+        if row.offer_mode is StoredOfferMode.BROADCAST
+        else OfferMode.SINGLE,
+        broadcast_size=row.broadcast_size,
+        preferred_agent_wait=timedelta(seconds=row.preferred_agent_wait_seconds),
+    )
+
+    def seconds(value: int | None) -> timedelta | None:
+        return None if value is None else timedelta(seconds=value)
+
+    watchdog = WatchdogPolicy(
+        alert_after=seconds(row.unanswered_alert_seconds),
+        supervisors_after=seconds(row.unanswered_supervisor_seconds),
+        requeue_after=seconds(row.unanswered_requeue_seconds),
+    )
+    session.info[_POLICY_CACHE] = (routing, watchdog)
+    return routing, watchdog
+
+
+def forget_policy(session: AsyncSession) -> None:
+    """Drop the unit of work's cached policy (after the admin API changed it)."""
+    session.info.pop(_POLICY_CACHE, None)
+
+
+async def due_steps(session: AsyncSession, *, now: datetime, limit: int) -> list[Conversation]:
+    """Queued conversations whose next escalation step is due, locked; others' rows skipped."""
+    return list(
+        (
+            await session.scalars(
+                select(Conversation)
+                .where(
+                    Conversation.state == ConversationState.QUEUED,
+                    Conversation.next_step_at <= now,
+                )
+                .order_by(Conversation.next_step_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+
+
+async def reschedule_queued_steps(session: AsyncSession, *, now: datetime) -> None:
+    """Have every queued conversation's escalation step looked at again (the policy changed)."""
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.state == ConversationState.QUEUED)
+        .values(next_step_at=now)
+    )
+
+
+async def unanswered(
+    session: AsyncSession, *, before: datetime, below_level: int, limit: int
+) -> list[Conversation]:
+    """Assigned conversations whose customer has awaited a reply since before `before` and
+    the watchdog has not yet taken to `below_level`, locked; others' rows skipped."""
+    return list(
+        (
+            await session.scalars(
+                select(Conversation)
+                .where(
+                    Conversation.state == ConversationState.ASSIGNED,
+                    Conversation.awaiting_reply_since <= before,
+                    Conversation.watchdog_level < below_level,
+                )
+                .order_by(Conversation.awaiting_reply_since)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+
+
+async def held_by_inactive_agents(session: AsyncSession, *, limit: int) -> list[uuid.UUID]:
+    """Deactivated agents who still hold chats: nobody could answer those chats."""
+    rows = await session.scalars(
+        select(Conversation.agent_id)
+        .join(Agent, Agent.id == Conversation.agent_id)
+        .where(Conversation.state == ConversationState.ASSIGNED, Agent.is_active.is_(False))
+        .distinct()
+        .limit(limit)
+    )
+    return [agent_id for agent_id in rows if agent_id is not None]
+
+
+async def online_supervisors(session: AsyncSession) -> list[uuid.UUID]:
+    """Supervisors and admins who are online with a socket open."""
+    return list(
+        (
+            await session.scalars(
+                select(Agent.id).where(
+                    Agent.is_active.is_(True),
+                    Agent.role.in_([Role.SUPERVISOR, Role.ADMIN]),
+                    Agent.status == AgentStatus.ONLINE,
+                    _connected(),
+                )
+            )
+        ).all()
+    )
+
+
+async def business_hours_of(session: AsyncSession, skill_id: int) -> dict[str, object] | None:
+    hours: dict[str, object] | None = await session.scalar(
+        select(Skill.business_hours).where(Skill.id == skill_id)
+    )
+    return hours

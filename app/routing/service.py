@@ -7,6 +7,7 @@ the capacity check happens under a row lock on the agent (docs/architecture.md#r
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,11 +26,14 @@ from app.routing.estimate import (
     WaitEstimate,
     estimate_queue,
 )
+from app.routing.hours import HoursError, is_open, next_opening, parse_hours
 from app.routing.intake import Inference, infer_skill
 from app.routing.policy import RoutingPolicy
 from app.store.models import Agent, AgentStatus, Conversation, Role
 
-# Routing policy until admins can configure one ([2/10]): the exact skill at any level, one
+log = logging.getLogger(__name__)
+
+# The policy of a deployment whose admins changed nothing: the exact skill at any level, one
 # agent at a time, returning visitors first to their last agent for 30 s.
 DEFAULT_ROUTING = RoutingPolicy()
 
@@ -45,8 +49,14 @@ class OfferPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    agent: Agent
+    """The agents locked for a chat: one, or up to `broadcast_size` in broadcast mode."""
+
+    agents: tuple[Agent, ...]
     decision: Decision
+
+    @property
+    def agent(self) -> Agent:
+        return self.agents[0]
 
 
 def waiting_of(conversation: Conversation) -> Waiting:
@@ -64,15 +74,17 @@ async def claim_agent(
     conversation: Conversation,
     *,
     now: datetime,
-    policy: RoutingPolicy = DEFAULT_ROUTING,
+    policy: RoutingPolicy | None = None,
 ) -> Claim | None:
-    """Choose an agent for a queued conversation and lock them for it.
+    """Choose the agent (or, in broadcast mode, agents) for a queued conversation and lock them.
 
     The caller must hold the conversation's row (it was read `FOR UPDATE` or updated in this
     transaction) and must assign or offer it before committing. Returns None when no agent can
     take it now. The choice and its reasons come from the pure planner (`core.plan`); they are
-    re-checked here under the chosen agent's row lock.
+    re-checked here under the chosen agents' row locks. Without `policy`, the stored one.
     """
+    if policy is None:
+        policy, _ = await repository.load_policy(session)
     chat, candidates = await _snapshot(session, conversation)
     # Each failed claim corrects the snapshot with what the lock saw, and the plan is made
     # again: another router may have filled the best agent meanwhile, and the next best must
@@ -83,6 +95,7 @@ async def claim_agent(
             return None
         decision = result.decisions[0]
         refreshed: dict[uuid.UUID, Candidate] = {}
+        claimed: list[Agent] = []
         for agent_id in decision.agent_ids:
             locked = await repository.lock_agent_load(session, agent_id)
             if locked is None:
@@ -92,12 +105,22 @@ async def claim_agent(
             # Re-checked under the lock: the agent may have gone away or filled up since the
             # snapshot the plan was made from.
             if agent.is_active and agent.status is AgentStatus.ONLINE and load < agent.capacity:
-                return Claim(agent=agent, decision=decision)
+                claimed.append(agent)
+                continue
             refreshed[agent_id] = _candidate(
                 agent, load, connected=True, proficiency=_levels(agent_id, candidates)
             )
+        if claimed:
+            # In broadcast mode, those still free hold the offer; the others were refreshed.
+            return Claim(agents=tuple(claimed), decision=decision)
         candidates = [refreshed.get(c.id, c) for c in candidates]
     return None
+
+
+async def policy_changed(session: AsyncSession, *, now: datetime) -> None:
+    """Call after the admin API changed steps or settings: queued chats re-read their step."""
+    repository.forget_policy(session)
+    await repository.reschedule_queued_steps(session, now=now)
 
 
 def _levels(agent_id: uuid.UUID, candidates: list[Candidate]) -> dict[int, int]:
@@ -138,10 +161,12 @@ async def decide(
     conversation: Conversation,
     *,
     now: datetime,
-    policy: RoutingPolicy = DEFAULT_ROUTING,
+    policy: RoutingPolicy | None = None,
 ) -> Decision | Deferral:
     """What the planner decides for this conversation now, with its reasons (no locks taken:
     also what `GET /conversations/{id}/routing` shows for a chat still waiting)."""
+    if policy is None:
+        policy, _ = await repository.load_policy(session)
     chat, candidates = await _snapshot(session, conversation)
     result = plan([chat], candidates, policy, now)
     return result.decisions[0] if result.decisions else result.deferred[0]
@@ -231,3 +256,59 @@ async def queue_snapshot(
             free_slots=sum(max(0, agent.capacity - load) for agent, load, _ in rows),
         )
     return estimate_queue(waiting, completed, capacity, now, policy=policy)
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """Why nobody can take a chat of a skill now.
+
+    Attributes:
+        reason: "outside_hours" (the skill's business hours) or "no_agents" (nobody online
+            who has the skill, a related skill of one of its steps, or, when a step allows,
+            is a supervisor).
+        opens_at: When the skill's hours open next, when that is the reason.
+    """
+
+    reason: str
+    opens_at: datetime | None = None
+
+
+async def availability(
+    session: AsyncSession, skill_id: int | None, *, now: datetime
+) -> Unavailable | None:
+    """Whether a chat needing `skill_id` can be served now: None when it can.
+
+    Busy agents count as available (the chat waits in the queue for them); away and offline
+    agents do not. An agent within their grace period after a dropped connection is still
+    online. Model: docs/routing.md#business-hours-and-offline-messages.
+    """
+    if skill_id is not None:
+        raw = await repository.business_hours_of(session, skill_id)
+        if raw is not None:
+            try:
+                hours = parse_hours(raw)
+            except HoursError:
+                # Stored hours were validated on the way in; if they no longer parse (a time
+                # zone removed from the system's database), serving beats refusing.
+                log.exception("skill %s has unreadable business hours; treating as open", skill_id)
+            else:
+                if not is_open(hours, now):
+                    return Unavailable("outside_hours", next_opening(hours, now))
+    online = [
+        agent
+        for agent, _, _ in await repository.agent_snapshot(session)
+        if agent.status is AgentStatus.ONLINE
+    ]
+    if skill_id is None:
+        return None if online else Unavailable("no_agents")
+    policy, _ = await repository.load_policy(session)
+    steps = policy.steps_for(skill_id)
+    qualifying = {skill_id}.union(*(step.related_skills for step in steps))
+    supervisors_qualify = any(step.include_supervisors for step in steps)
+    levels = await repository.proficiencies(session, [agent.id for agent in online])
+    for agent in online:
+        if not qualifying.isdisjoint(levels[agent.id]):
+            return None
+        if supervisors_qualify and agent.role in (Role.SUPERVISOR, Role.ADMIN):
+            return None
+    return Unavailable("no_agents")

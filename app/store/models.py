@@ -99,6 +99,9 @@ class AgentStatus(enum.StrEnum):
 class ConversationState(enum.StrEnum):
     QUEUED = "queued"
     ASSIGNED = "assigned"
+    # Nobody could take it when it arrived (outside hours, nobody online for its skill): a
+    # message left for later, which agents pick up from their offline list.
+    OFFLINE = "offline"
     CLOSED = "closed"
 
 
@@ -119,6 +122,11 @@ class OfferState(enum.StrEnum):
     DECLINED = "declined"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+
+
+class OfferMode(enum.StrEnum):
+    SINGLE = "single"
+    BROADCAST = "broadcast"
 
 
 class TransferKind(enum.StrEnum):
@@ -160,7 +168,65 @@ class Skill(Base):
     page_patterns: Mapped[list[str]] = mapped_column(
         JSONType, default=list, server_default=text("'[]'")
     )
+    # Weekly schedule, time zone and holidays (routing.hours JSON shape); NULL: always open.
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RoutingSettings(Base):
+    """The deployment's routing policy: one row (id 1), edited through the admin API."""
+
+    __tablename__ = "routing_settings"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("broadcast_size BETWEEN 1 AND 20", name="broadcast_size_range"),
+        CheckConstraint("preferred_agent_wait_seconds >= 0", name="preferred_wait_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    offer_mode: Mapped[OfferMode] = mapped_column(
+        _enum(OfferMode, "offer_mode"), default=OfferMode.SINGLE
+    )
+    broadcast_size: Mapped[int] = mapped_column(Integer, default=3)
+    preferred_agent_wait_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    # Stuck-chat watchdog: the customer has waited this long for the agent's reply.
+    unanswered_alert_seconds: Mapped[int | None] = mapped_column(Integer, default=120)
+    unanswered_supervisor_seconds: Mapped[int | None] = mapped_column(Integer, default=300)
+    unanswered_requeue_seconds: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EscalationStepRow(Base):
+    """One step of a skill's escalation (or of the default steps when `skill_id` is NULL)."""
+
+    __tablename__ = "escalation_steps"
+    __table_args__ = (
+        CheckConstraint("after_seconds >= 0", name="after_positive"),
+        CheckConstraint("min_proficiency BETWEEN 1 AND 5", name="min_proficiency_range"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    skill_id: Mapped[int | None] = mapped_column(
+        ForeignKey("skills.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    after_seconds: Mapped[int] = mapped_column(Integer)
+    min_proficiency: Mapped[int] = mapped_column(Integer, default=1)
+    include_supervisors: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EscalationStepSkill(Base):
+    """A related skill that qualifies agents once its step is in force."""
+
+    __tablename__ = "escalation_step_skills"
+
+    step_id: Mapped[int] = mapped_column(
+        ForeignKey("escalation_steps.id", ondelete="CASCADE"), primary_key=True
+    )
+    skill_id: Mapped[int] = mapped_column(
+        ForeignKey("skills.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class Agent(Base):
@@ -252,6 +318,8 @@ class Conversation(Base):
         ),
         Index("ix_conversations_queue", "state", "priority", "queued_at"),
         Index("ix_conversations_agent_state", "agent_id", "state"),
+        Index("ix_conversations_next_step", "state", "next_step_at"),
+        Index("ix_conversations_awaiting_reply", "state", "awaiting_reply_since"),
         # Assigned means someone holds it; queued means nobody does. A closed conversation keeps
         # the agent who last held it, for transcripts and reports.
         CheckConstraint(
@@ -280,6 +348,17 @@ class Conversation(Base):
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by: Mapped[SenderType | None] = mapped_column(_enum(SenderType, "closed_by"))
+    # The escalation step in force (NULL: the default step) and when the next one is due.
+    step_id: Mapped[int | None] = mapped_column(
+        ForeignKey("escalation_steps.id", ondelete="SET NULL")
+    )
+    next_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why it went offline: "outside_hours", "no_agents".
+    offline_reason: Mapped[str | None] = mapped_column(String(32))
+    # The customer's oldest message the agent has not answered yet, and how far the
+    # watchdog has gone about it (0 nothing, 1 agent alerted, 2 supervisors alerted).
+    awaiting_reply_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    watchdog_level: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ConversationEvent(Base):

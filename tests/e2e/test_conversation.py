@@ -88,23 +88,65 @@ class TestConversation:
         await visitor.close()
         await agent.close()
 
-    async def test_chat_waits_in_queue_until_an_agent_comes_online(
+    async def test_nobody_online_means_an_offline_message(
         self, server: Server, backend: Backend
     ) -> None:
-        """With nobody online the chat is queued; the first agent to connect gets it, with its
-        history."""
+        """With nobody online the visitor is told at once and may leave a message; an agent
+        who comes online later finds it in the offline list, takes it, and has its history."""
         email = await create_agent(backend, name="Sam")
         visitor = await Client.visitor(server)
         await visitor.connect()
         ack = await visitor.message("Anyone there?")
-        await visitor.event("conversation.queued")
+        offline = await visitor.event("conversation.offline")
+        assert offline["body"] == {"reason": "no_agents", "opens_at": None}
+        details = await visitor.message("My order #123 never arrived, email me please.")
+        assert details["conversation_id"] == ack["conversation_id"]  # the same left message
 
         agent = await Client.agent(server, email)
         await agent.connect()
-        message = await agent.event("message", conversation_id=ack["conversation_id"])
-        assert message["body"]["text"] == "Anyone there?"
-        await visitor.event("agent.joined")
+        # Not routed to the agent who comes online: the visitor was told nobody could answer.
+        assert [f for f in await agent.quiet(0.5) if f.get("type") in ("offer", "event")] == []
+        async with httpx.AsyncClient(base_url=server.http) as http:
+            listed = await http.get(
+                "/api/v1/conversations/offline",
+                headers={"Authorization": f"Bearer {agent.token}"},
+            )
+        assert listed.status_code == 200, listed.text
+        [item] = listed.json()
+        assert item["id"] == ack["conversation_id"]
+        assert item["reason"] == "no_agents"
+        assert item["preview"] == "My order #123 never arrived, email me please."
+
+        await agent.send({"type": "take", "conversation_id": ack["conversation_id"]})
+        await agent.next("taken", conversation_id=ack["conversation_id"])
+        message = await agent.event("message", seq=details["seq"])
+        assert message["body"]["text"] == "My order #123 never arrived, email me please."
         assert agent.seqs(ack["conversation_id"])[0] == 1
+        await visitor.event("agent.joined")
+
+        # Taken once: a second take is refused with a reason, and nothing changes.
+        await agent.send({"type": "take", "conversation_id": ack["conversation_id"]})
+        error = await agent.next("error")
+        assert error["code"] == "not_offline"
+
+    async def test_offline_message_joins_the_queue_when_the_visitor_writes_again(
+        self, server: Server, backend: Backend
+    ) -> None:
+        """A visitor whose message was left offline writes again once an agent is online: the
+        conversation is queued and assigned with everything said so far."""
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        first = await visitor.message("hello?")
+        await visitor.event("conversation.offline")
+        agent = await Client.agent(server, await create_agent(backend, name="Ann"))
+        await agent.connect()
+        again = await visitor.message("still there?")
+        queued = await visitor.event("conversation.queued")
+        assert queued["body"]["reason"] == "agents_available"
+        joined = await visitor.event("agent.joined")
+        assert joined["body"]["agent"]["name"] == "Ann"
+        assert (await agent.event("message", seq=first["seq"]))["body"]["text"] == "hello?"
+        await agent.event("message", seq=again["seq"])
 
     async def test_least_loaded_agent_gets_the_chat(self, server: Server, backend: Backend) -> None:
         """Two agents with the skill: the one with fewer chats for their capacity is assigned."""
@@ -287,18 +329,41 @@ class TestPresence:
             await server.stop()
 
     async def test_away_agent_gets_no_new_chats(self, server: Server, backend: Backend) -> None:
-        """An agent who sets themselves away is not assigned; back online, they get the queue."""
-        agent = await Client.agent(server, await create_agent(backend))
-        await agent.connect()
-        await agent.send({"type": "status", "status": "away"})
-        assert (await agent.next("status"))["status"] == "away"
+        """An agent who sets themselves away is not assigned, even with room while the chat
+        waits for a busy colleague; back online, they get it at once."""
+        away = await Client.agent(server, await create_agent(backend, name="Away"))
+        await away.connect()
+        await away.send({"type": "status", "status": "away"})
+        assert (await away.next("status"))["status"] == "away"
+        busy = await Client.agent(server, await create_agent(backend, name="Busy", capacity=1))
+        await busy.connect()
+        first = await Client.visitor(server)
+        await first.connect()
+        await first.message("one")
+        await busy.event("agent.joined")
+
         visitor = await Client.visitor(server)
         await visitor.connect()
         await visitor.message("hello?")
         await visitor.event("conversation.queued")
         assert [f for f in await visitor.quiet(0.5) if f.get("kind") == "agent.joined"] == []
-        await agent.send({"type": "status", "status": "online"})
-        await visitor.event("agent.joined")
+        await away.send({"type": "status", "status": "online"})
+        joined = await visitor.event("agent.joined")
+        assert joined["body"]["agent"]["name"] == "Away"
+
+    async def test_everyone_away_means_an_offline_message(
+        self, server: Server, backend: Backend
+    ) -> None:
+        """Agents who are all away count as nobody available: the visitor is told at once."""
+        agent = await Client.agent(server, await create_agent(backend))
+        await agent.connect()
+        await agent.send({"type": "status", "status": "away"})
+        await agent.next("status")
+        visitor = await Client.visitor(server)
+        await visitor.connect()
+        await visitor.message("hello?")
+        offline = await visitor.event("conversation.offline")
+        assert offline["body"]["reason"] == "no_agents"
 
 
 async def set_skill_rules(

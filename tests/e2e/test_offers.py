@@ -170,7 +170,7 @@ class TestOffers:
 class TestRoutingExplanation:
     async def test_why_did_this_chat_go_to_bob(self, backend: Backend) -> None:
         """GET /conversations/{id}/routing names the chosen agent, the rule that chose them and
-        why every other agent was passed over; a chat still waiting says why it waits."""
+        why every other agent was passed over."""
         import httpx
 
         server = await Server(backend).start()
@@ -214,23 +214,49 @@ class TestRoutingExplanation:
                 )
                 assert other.status_code == 404
 
-                await sam.send({"type": "status", "status": "away"})
-                await sam.next("status")
-                queued = await Client.visitor(server, name="Queued")
-                await queued.connect()
-                q = await queued.message("my login fails", skill="technical")
-                await queued.event("conversation.queued")
-                url = f"/api/v1/conversations/{q['conversation_id']}/routing"
-                plain = await http.get(url, headers=headers)
+        finally:
+            await server.stop()
+
+    async def test_why_a_chat_still_waits(self, backend: Backend) -> None:
+        """For a chat still queued, supervisors see what the planner decides right now: who is
+        away, who has no room. A plain agent who never held it gets a 404."""
+        import httpx
+
+        server = await Server(backend).start()
+        try:
+            bob = await Client.agent(
+                server, await create_agent(backend, name="Bob", skills={"billing": 5})
+            )
+            await bob.connect()
+            sam = await Client.agent(
+                server, await create_agent(backend, name="Sam", skills={"technical": 4})
+            )
+            await sam.connect()
+            await sam.send({"type": "status", "status": "away"})
+            await sam.next("status")
+            # Tia is online with the skill but has no room: the chat waits for her.
+            tia = await Client.agent(
+                server,
+                await create_agent(backend, name="Tia", skills={"technical": 2}, capacity=0),
+            )
+            await tia.connect()
+            queued = await Client.visitor(server, name="Queued")
+            await queued.connect()
+            q = await queued.message("my login fails", skill="technical")
+            await queued.event("conversation.queued")
+            url = f"/api/v1/conversations/{q['conversation_id']}/routing"
+            async with httpx.AsyncClient(base_url=server.http) as http:
+                plain = await http.get(url, headers={"Authorization": f"Bearer {bob.token}"})
                 assert plain.status_code == 404  # Bob is a plain agent and never held it
                 lee = await Client.agent(
                     server, await create_agent(backend, name="Lee", role=Role.SUPERVISOR)
                 )
                 supervised = await http.get(url, headers={"Authorization": f"Bearer {lee.token}"})
-                assert supervised.status_code == 200
-                now = supervised.json()["waiting_now"]
-                assert now["agent_ids"] == []
-                reasons = {g["reason"]: g["agent_ids"] for g in now["passed_over"]}
-                assert reasons["away"] == [sam.welcome["session"]["id"]]
+            assert supervised.status_code == 200
+            now = supervised.json()["waiting_now"]
+            assert now["agent_ids"] == []
+            reasons = {g["reason"]: g["agent_ids"] for g in now["passed_over"]}
+            assert reasons["away"] == [sam.welcome["session"]["id"]]
+            assert reasons["at_capacity"] == [tia.welcome["session"]["id"]]
         finally:
             await server.stop()

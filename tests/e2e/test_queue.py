@@ -46,11 +46,13 @@ class TestQueuePosition:
         finally:
             await server.stop()
 
-    async def test_no_agent_online_means_no_estimate(self, backend: Backend) -> None:
-        """With nobody who could take the chat online, the visitor gets a position but no
-        invented wait."""
+    async def test_no_room_at_all_means_no_estimate(self, backend: Backend) -> None:
+        """With the only agent for the chat online but without a single slot, the visitor gets
+        a position but no invented wait."""
         server = await Server(backend).start()
         try:
+            agent = await Client.agent(server, await create_agent(backend, capacity=0))
+            await agent.connect()
             visitor = await Client.visitor(server)
             await visitor.connect()
             await visitor.message("hello?")

@@ -67,6 +67,17 @@ async def online_agent(hub: Hub, *, capacity: int, name: str = "Agent") -> uuid.
         return agent.id
 
 
+async def skilled_but_full(hub: Hub, *skill_ids: int) -> uuid.UUID:
+    """An online agent with these skills and no room: chats for them wait in the queue."""
+    agent_id = await online_agent(hub, capacity=0, name="Full")
+    async with hub.db.write() as session:
+        session.add_all(
+            AgentSkill(agent_id=agent_id, skill_id=skill_id, proficiency=3)
+            for skill_id in skill_ids
+        )
+    return agent_id
+
+
 async def visitor(hub: Hub) -> Actor:
     async with hub.db.write() as session:
         row = Visitor(token_hash=uuid.uuid4().hex, name="V", attributes={})
@@ -186,6 +197,8 @@ class TestQueueScan:
             session.add_all([billing, technical])
             await session.flush()
             billing_id, technical_id = billing.id, technical.id
+        # Online for both skills but without a slot: the chats queue rather than go offline.
+        await skilled_but_full(hub, billing_id, technical_id)
         for i in range(60):
             someone = await visitor(hub)
 
@@ -243,6 +256,7 @@ class TestQueueScan:
         async with hub.db.write() as session:
             session.add(AgentSkill(agent_id=picky, skill_id=billing_id, proficiency=3))
         picky_actor = Actor(SenderType.AGENT, picky, "Picky")
+        await skilled_but_full(hub, technical_id)
         for i in range(ROUTING_BATCH + 2):
             someone = await visitor(hub)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -46,9 +46,55 @@ class RoutingExplanation(BaseModel):
     )
     decisions: list[RoutingDecision] = Field(description="Every routing decision, oldest first.")
     offers: list[dict[str, Any]] = Field(description="Offer outcomes: offered, declined, expired.")
+    steps: list[dict[str, Any]] = Field(
+        description="Escalation steps that came into force while it waited, in order."
+    )
     waiting_now: dict[str, Any] | None = Field(
         description="For a queued chat: what the planner decides at this moment, and why."
     )
+
+
+class OfflineConversation(BaseModel):
+    id: uuid.UUID
+    visitor: dict[str, Any] = Field(description="id, name and email as the visitor gave them.")
+    skill_id: int | None
+    reason: str | None = Field(description='"outside_hours" or "no_agents".')
+    left_at: datetime = Field(description="When the visitor was told nobody could answer.")
+    preview: str | None = Field(description="The visitor's latest words, cut to 200 characters.")
+    last_seq: int
+
+
+@router.get(
+    "/offline",
+    summary="Messages left for later",
+    description="Conversations that arrived when nobody could take them (outside business "
+    "hours, nobody online for their skill), oldest first. An agent takes one with the `take` "
+    "frame of `/ws/v1/agent`. Agents see those of their skills and those without a skill; "
+    "supervisors and admins see all.",
+    responses=responses(401, 503),
+)
+async def offline_conversations(
+    agent: CurrentAgent,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[OfflineConversation]:
+    rows = await chat_service.offline_list(session, agent=agent, limit=limit)
+    return [
+        OfflineConversation(
+            id=row.conversation.id,
+            visitor={
+                "id": str(row.conversation.visitor_id),
+                "name": row.visitor_name,
+                "email": row.visitor_email,
+            },
+            skill_id=row.conversation.skill_id,
+            reason=row.conversation.offline_reason,
+            left_at=row.conversation.queued_at or row.conversation.created_at,
+            preview=row.preview,
+            last_seq=row.conversation.last_seq,
+        )
+        for row in rows
+    ]
 
 
 @router.get(
@@ -80,6 +126,7 @@ async def routing_explanation(
                         kinds.OFFERED,
                         kinds.OFFER_DECLINED,
                         kinds.OFFER_EXPIRED,
+                        kinds.ROUTING_STEP,
                     ]
                 ),
             )
@@ -110,6 +157,11 @@ async def routing_explanation(
         for r in rows
         if r.kind in (kinds.OFFERED, kinds.OFFER_DECLINED, kinds.OFFER_EXPIRED)
     ]
+    steps = [
+        {"seq": r.seq, "at": iso(r.created_at), **r.body}
+        for r in rows
+        if r.kind == kinds.ROUTING_STEP
+    ]
     waiting_now = None
     if conversation.state is ConversationState.QUEUED:
         waiting_now = routing_service.explain(
@@ -121,5 +173,6 @@ async def routing_explanation(
         skill=skill,
         decisions=decisions,
         offers=offers,
+        steps=steps,
         waiting_now=waiting_now,
     )

@@ -34,6 +34,7 @@ from app.realtime.protocol import (
     Resume,
     SendMessage,
     Status,
+    Take,
     Typing,
     UnknownType,
     error_frame,
@@ -115,6 +116,7 @@ VALID_FRAMES: list[tuple[str, type[Frame]]] = [
     (frame(type="accept", offer_id=CONV), Accept),
     (frame(type="decline", offer_id=CONV), Decline),
     (frame(type="decline", offer_id=CONV, reason="at lunch"), Decline),
+    (frame(type="take", conversation_id=CONV), Take),
     (frame(type="ping"), Ping),
     (frame(type="pong"), Pong),
 ]
