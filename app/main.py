@@ -17,6 +17,9 @@ from fastapi.responses import JSONResponse
 
 from app import __version__
 from app.api import errors as api_errors
+from app.api.v1 import admin_agents as admin_agents_api
+from app.api.v1 import admin_routing as admin_routing_api
+from app.api.v1 import admin_skills as admin_skills_api
 from app.api.v1 import auth as auth_api
 from app.api.v1 import conversations as conversations_api
 from app.api.v1 import visitors as visitors_api
@@ -31,7 +34,14 @@ log = logging.getLogger(__name__)
 
 
 def _include_routers(app: FastAPI) -> None:
-    for router in (auth_api.router, visitors_api.router, conversations_api.router):
+    for router in (
+        auth_api.router,
+        visitors_api.router,
+        conversations_api.router,
+        admin_skills_api.router,
+        admin_agents_api.router,
+        admin_routing_api.router,
+    ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_endpoints.router)
 
@@ -83,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.allowed_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )

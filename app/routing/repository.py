@@ -34,7 +34,7 @@ from app.store.models import (
 from app.store.models import OfferMode as StoredOfferMode
 
 
-def _load_of(agent_id: InstrumentedAttribute[uuid.UUID] | uuid.UUID) -> ColumnElement[int]:
+def load_of(agent_id: InstrumentedAttribute[uuid.UUID] | uuid.UUID) -> ColumnElement[int]:
     """Assigned chats plus pending offers of an agent (correlated when given `Agent.id`)."""
     # An alias, so that inside a query over conversations this never correlates to the outer
     # conversation row.
@@ -71,7 +71,7 @@ async def candidate_rows(
 ) -> list[tuple[Agent, int, bool]]:
     """Online, active, connected agents (with the skill, when one is required, and not passed
     over for this conversation): agent, load, connected."""
-    query = select(Agent, _load_of(Agent.id), _connected()).where(
+    query = select(Agent, load_of(Agent.id), _connected()).where(
         Agent.is_active.is_(True), Agent.status == AgentStatus.ONLINE, _connected()
     )
     if skill_id is not None:
@@ -120,7 +120,7 @@ async def lock_agent_load(session: AsyncSession, agent_id: uuid.UUID) -> tuple[A
     )
     if agent is None:
         return None
-    load = await session.scalar(select(_load_of(agent_id)))
+    load = await session.scalar(select(load_of(agent_id)))
     return agent, int(load or 0)
 
 
@@ -130,7 +130,7 @@ def _free_agent() -> ColumnElement[bool]:
         Agent.is_active.is_(True),
         Agent.status == AgentStatus.ONLINE,
         _connected(),
-        _load_of(Agent.id) < Agent.capacity,
+        load_of(Agent.id) < Agent.capacity,
     )
 
 
@@ -317,7 +317,7 @@ async def agent_snapshot(session: AsyncSession) -> list[tuple[Agent, int, bool]]
     sees them all, so that it can say why each one was passed over."""
     rows = (
         await session.execute(
-            select(Agent, _load_of(Agent.id), _connected()).where(Agent.is_active.is_(True))
+            select(Agent, load_of(Agent.id), _connected()).where(Agent.is_active.is_(True))
         )
     ).all()
     return [(agent, int(n), bool(c)) for agent, n, c in rows]
