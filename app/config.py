@@ -9,10 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the well-known default refused outside dev
+
+# HS256 keys shorter than this are guessable offline from one token.
+MIN_IDENTITY_SECRET_CHARS = 32
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path('warmline.db').resolve()}"
 
@@ -32,6 +35,9 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
     secret_key: str = DEV_SECRET
+    # Shared with the host site's backend, which signs visitors' identity tokens (HS256) with
+    # it. Unset: identity tokens are refused and no visitor is verified or prioritised.
+    identity_secret: SecretStr | None = None
     # Origins (scheme://host[:port]) allowed to open WebSockets besides the server's own origin.
     # "*" allows any origin. Comma-separated in the environment.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -67,6 +73,12 @@ class Settings(BaseSettings):
     def _enforce_secrets(self) -> Settings:
         if self.env == "production" and self.secret_key == DEV_SECRET:
             msg = "WARMLINE_SECRET_KEY must be set to a non-default value in production"
+            raise ValueError(msg)
+        if (
+            self.identity_secret is not None
+            and len(self.identity_secret.get_secret_value()) < MIN_IDENTITY_SECRET_CHARS
+        ):
+            msg = "WARMLINE_IDENTITY_SECRET must be at least 32 characters (HS256 wants a long key)"
             raise ValueError(msg)
         if self.heartbeat_timeout <= self.heartbeat_interval:
             msg = "WARMLINE_HEARTBEAT_TIMEOUT must be longer than WARMLINE_HEARTBEAT_INTERVAL"

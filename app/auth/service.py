@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import InvalidCredentials, InvalidToken
+from app.auth.identity import Identity, InvalidIdentity
 from app.auth.tokens import (
     AGENT_TOKEN_PREFIX,
     DUMMY_PASSWORD_HASH,
@@ -105,23 +106,33 @@ async def start_visitor_session(
     email: str | None,
     attributes: dict[str, Any],
     now: datetime,
+    identity: Identity | None = None,
 ) -> VisitorSession:
     """Resume the visitor holding `token`, or make a new visitor with a new token.
 
     A token that is given but unknown is an error rather than a silent new identity: a widget
-    that lost its visitor must know it, or the visitor would think their chat vanished.
+    that lost its visitor must know it, or the visitor would think their chat vanished. A
+    verified `identity` wins over what the widget says (name, email, attributes) and sets the
+    visitor's priority; a visitor verified as one user cannot be re-verified as another.
 
     Raises:
         InvalidToken: `token` was given and matches no visitor.
+        InvalidIdentity: `identity` names another user than the visitor was verified as.
     """
     if token is not None:
         visitor = await authenticate_visitor(session, token=token, now=now)
+        if identity is not None and visitor.external_id not in (None, identity.external_id):
+            raise InvalidIdentity(
+                "This visitor token belongs to another verified user; start a new visitor "
+                "session without the token."
+            )
         if name is not None:
             visitor.name = name
         if email is not None:
             visitor.email = email
         if attributes:
             visitor.attributes = {**visitor.attributes, **attributes}
+        _apply(visitor, identity, now)
         await session.flush()
         return VisitorSession(token=token, visitor=visitor, created=False)
     new = new_token(VISITOR_TOKEN_PREFIX)
@@ -131,12 +142,28 @@ async def start_visitor_session(
         name=name,
         email=email,
         attributes=attributes,
+        priority=0,
         created_at=now,
         last_seen_at=now,
     )
+    _apply(visitor, identity, now)
     session.add(visitor)
     await session.flush()
     return VisitorSession(token=new, visitor=visitor, created=True)
+
+
+def _apply(visitor: Visitor, identity: Identity | None, now: datetime) -> None:
+    if identity is None:
+        return
+    visitor.external_id = identity.external_id
+    visitor.verified_at = now
+    visitor.priority = int(identity.priority)
+    if identity.name is not None:
+        visitor.name = identity.name
+    if identity.email is not None:
+        visitor.email = identity.email
+    if identity.attributes:
+        visitor.attributes = {**(visitor.attributes or {}), **identity.attributes}
 
 
 async def authenticate_visitor(session: AsyncSession, *, token: str, now: datetime) -> Visitor:

@@ -210,13 +210,16 @@ async def send_message(
         required = await routing_service.required_skill(
             session, topic_skill_id=skill_id, page_url=page_url, first_message=text
         )
+        # Priority comes only from what a signed identity token vouched for (auth.identity).
+        opener = await session.get(Visitor, actor.id)
+        priority = 0 if opener is None else opener.priority
         conversation = Conversation(
             id=uuid.uuid4(),
             visitor_id=actor.id,
             state=ConversationState.QUEUED,
             watchdog_level=0,
             skill_id=required.skill_id,
-            priority=0,
+            priority=priority,
             page_url=page_url,
             last_seq=0,
             visitor_read_seq=0,
@@ -237,7 +240,12 @@ async def send_message(
                 kind=kinds.OPENED,
                 now=now,
                 body={
-                    "visitor": {"id": str(actor.id), "name": actor.name},
+                    "visitor": {
+                        "id": str(actor.id),
+                        "name": actor.name,
+                        "verified": opener is not None and opener.verified_at is not None,
+                    },
+                    "priority": priority,
                     "page_url": page_url,
                     # Why the chat needs this skill: "topic", "page", "message" or "none".
                     "skill": {

@@ -30,6 +30,7 @@ from app.store.models import (
     Role,
     RoutingSettings,
     Skill,
+    Visitor,
 )
 from app.store.models import OfferMode as StoredOfferMode
 
@@ -340,11 +341,20 @@ async def offer_history(
 async def last_agent_of_visitor(
     session: AsyncSession, visitor_id: uuid.UUID, *, before: uuid.UUID
 ) -> uuid.UUID | None:
-    """The agent who last handled one of this visitor's earlier, closed conversations."""
+    """The agent who last handled one of this visitor's earlier, closed conversations; for a
+    verified visitor, those of the same user on any device (same `external_id`)."""
+    external_id = await session.scalar(select(Visitor.external_id).where(Visitor.id == visitor_id))
+    same_person = (
+        Conversation.visitor_id == visitor_id
+        if external_id is None
+        else Conversation.visitor_id.in_(
+            select(Visitor.id).where(Visitor.external_id == external_id)
+        )
+    )
     return await session.scalar(
         select(Conversation.agent_id)
         .where(
-            Conversation.visitor_id == visitor_id,
+            same_person,
             Conversation.id != before,
             Conversation.state == ConversationState.CLOSED,
             Conversation.agent_id.is_not(None),

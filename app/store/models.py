@@ -301,6 +301,11 @@ class Visitor(Base):
     name: Mapped[str | None] = mapped_column(String(128))
     email: Mapped[str | None] = mapped_column(String(254))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Set only from a valid identity token signed by the host site (auth.identity): the
+    # user's id there, and the queue priority it vouches for (0 normal, 1 high, 2 VIP).
+    external_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -1,4 +1,5 @@
-"""Routing policy, escalation steps, business hours, offline conversations, watchdog.
+"""Routing policy, escalation steps, business hours, offline conversations, watchdog,
+verified visitor identity and priority.
 
 Adds the single-row `routing_settings` (with its defaults row), per-skill escalation steps and
 their related skills, `skills.business_hours`, and on conversations: the step in force, when
@@ -96,6 +97,12 @@ def upgrade() -> None:
         'unanswered_requeue_seconds': None, 'updated_at': datetime.now(UTC),
     }])
 
+    with op.batch_alter_table('visitors', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('external_id', sa.String(length=128), nullable=True))
+        batch_op.add_column(sa.Column('verified_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('priority', sa.Integer(), server_default=sa.text('0'), nullable=False))
+        batch_op.create_index(batch_op.f('ix_visitors_external_id'), ['external_id'], unique=False)
+
     with op.batch_alter_table('skills', schema=None) as batch_op:
         batch_op.add_column(sa.Column('business_hours', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
 
@@ -106,6 +113,12 @@ def downgrade() -> None:
         op.execute("SET LOCAL lock_timeout = '5s'")
     with op.batch_alter_table('skills', schema=None) as batch_op:
         batch_op.drop_column('business_hours')
+
+    with op.batch_alter_table('visitors', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_visitors_external_id'))
+        batch_op.drop_column('priority')
+        batch_op.drop_column('verified_at')
+        batch_op.drop_column('external_id')
 
     # An offline conversation is an open one waiting for an agent: it goes back to the queue.
     op.execute("UPDATE conversations SET state = 'queued' WHERE state = 'offline'")

@@ -219,11 +219,18 @@ class Client:
 
     @classmethod
     async def visitor(
-        cls, server: Server, *, name: str = "Ada", token: str | None = None
+        cls,
+        server: Server,
+        *,
+        name: str = "Ada",
+        token: str | None = None,
+        identity_token: str | None = None,
     ) -> Client:
         body: dict[str, Any] = {"name": name}
         if token:
             body["token"] = token
+        if identity_token:
+            body["identity_token"] = identity_token
         async with httpx.AsyncClient(base_url=server.http) as http:
             response = await http.post("/api/v1/visitor/sessions", json=body)
             assert response.status_code in (200, 201), response.text

@@ -125,6 +125,26 @@ class TestSecretKey:
             Settings.model_validate({"env": "prod"})
 
 
+class TestIdentitySecret:
+    def test_unset_by_default(self) -> None:
+        """Out of the box no identity secret is set, so no visitor can be verified."""
+        assert Settings().identity_secret is None
+
+    def test_short_secret_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An HS256 key short enough to guess from one token is refused at startup."""
+        monkeypatch.setenv("WARMLINE_IDENTITY_SECRET", "short")
+        with pytest.raises(ValidationError, match="WARMLINE_IDENTITY_SECRET"):
+            Settings()
+
+    def test_secret_is_not_printed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The secret is read from the environment and kept out of reprs and logs."""
+        monkeypatch.setenv("WARMLINE_IDENTITY_SECRET", "s" * 40)
+        settings = Settings()
+        assert settings.identity_secret is not None
+        assert settings.identity_secret.get_secret_value() == "s" * 40
+        assert "s" * 40 not in repr(settings)
+
+
 class TestHeartbeat:
     def test_timeout_longer_than_interval_is_accepted(self) -> None:
         """A timeout longer than the heartbeat interval is accepted."""

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, EmailStr, Field
 
 from app.api.body import RequestBody
-from app.api.deps import NowDep, SessionDep
+from app.api.deps import NowDep, SessionDep, SettingsDep
 from app.api.errors import responses
 from app.auth import service as auth_service
+from app.auth.identity import InvalidIdentity, Priority, verify_identity
 from app.chat import repository as chat_repository
 
 router = APIRouter(prefix="/visitor", tags=["visitors"])
@@ -28,6 +29,15 @@ class VisitorSessionRequest(RequestBody):
         dict[str, str | int | float | bool | None],
         Field(max_length=50, description="Free-form facts about the visitor (plan, locale…)."),
     ] = Field(default_factory=dict)
+    identity_token: Annotated[
+        str | None,
+        Field(
+            max_length=4096,
+            description="A JWT (HS256) the host site's backend signed for its logged-in user "
+            "with WARMLINE_IDENTITY_SECRET: verifies who they are and their priority "
+            "(docs/api.md#verified-identity).",
+        ),
+    ] = None
 
 
 class OpenConversation(BaseModel):
@@ -44,6 +54,8 @@ class VisitorSessionResponse(BaseModel):
     conversation: OpenConversation | None = Field(
         description="The visitor's open conversation, if any."
     )
+    verified: bool = Field(description="Whether a valid identity token vouched for the visitor.")
+    priority: str = Field(description='Queue priority: "normal", "high" or "vip".')
 
 
 @router.post(
@@ -58,9 +70,23 @@ class VisitorSessionResponse(BaseModel):
     },
 )
 async def start_session(
-    body: VisitorSessionRequest, session: SessionDep, now: NowDep, response: Response
+    body: VisitorSessionRequest,
+    session: SessionDep,
+    now: NowDep,
+    response: Response,
+    settings: SettingsDep,
 ) -> VisitorSessionResponse:
     attributes: dict[str, Any] = dict(body.attributes)
+    identity = None
+    if body.identity_token is not None:
+        if settings.identity_secret is None:
+            raise InvalidIdentity(
+                "Identity verification is not configured on this server "
+                "(WARMLINE_IDENTITY_SECRET is unset)."
+            )
+        identity = verify_identity(
+            body.identity_token, secret=settings.identity_secret.get_secret_value(), now=now
+        )
     started = await auth_service.start_visitor_session(
         session,
         token=body.token,
@@ -68,6 +94,7 @@ async def start_session(
         email=None if body.email is None else str(body.email),
         attributes=attributes,
         now=now,
+        identity=identity,
     )
     if not started.created:
         response.status_code = status.HTTP_200_OK
@@ -80,4 +107,6 @@ async def start_session(
         else OpenConversation(
             id=conversation.id, state=conversation.state.value, last_seq=conversation.last_seq
         ),
+        verified=started.visitor.verified_at is not None,
+        priority=Priority(started.visitor.priority).name.lower(),
     )
