@@ -7,7 +7,7 @@ own tests in test_admin.py), so that each test states its policy in one place.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -270,5 +270,53 @@ class TestWatchdog:
             await agent.message("Hello! How can I help?", conversation_id=ack["conversation_id"])
             frames = await agent.quiet(2.5)
             assert [f for f in frames if f.get("type") == "alert"] == []
+        finally:
+            await server.stop()
+
+
+class TestBusinessHours:
+    async def test_outside_hours_the_visitor_is_told_when_it_opens(self, backend: Backend) -> None:
+        """A skill closed today (a holiday) takes no chats even with its agent online: the
+        visitor is told at once, with the next opening, and their message is kept."""
+        email = await create_agent(backend, name="Ann", skills={"billing": 3})
+        db = Database(backend.database_url)
+        today = datetime.now(UTC).date()
+        try:
+            async with db.write() as session:
+                await session.execute(
+                    update(Skill)
+                    .where(Skill.slug == "billing")
+                    .values(
+                        business_hours={
+                            "timezone": "UTC",
+                            "weekly": {
+                                day: [["00:00", "24:00"]]
+                                for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+                            },
+                            "holidays": [today.isoformat()],
+                        }
+                    )
+                )
+        finally:
+            await db.dispose()
+        server = await Server(backend).start()
+        try:
+            agent = await Client.agent(server, email)
+            await agent.connect()
+            visitor = await Client.visitor(server)
+            await visitor.connect()
+            ack = await visitor.message("my invoice is wrong", skill="billing")
+            offline = await visitor.event("conversation.offline")
+            assert offline["body"]["reason"] == "outside_hours"
+            day = at(offline).date()
+            assert offline["body"]["opens_at"] == f"{day + timedelta(days=1)}T00:00:00Z"
+            assert [f for f in await agent.quiet(0.5) if f.get("type") in ("event", "offer")] == []
+            async with httpx.AsyncClient(base_url=server.http) as http:
+                listed = await http.get(
+                    "/api/v1/conversations/offline",
+                    headers={"Authorization": f"Bearer {agent.token}"},
+                )
+            assert [item["id"] for item in listed.json()] == [ack["conversation_id"]]
+            assert listed.json()[0]["reason"] == "outside_hours"
         finally:
             await server.stop()
