@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.tokens import hash_password
 from app.bus.memory import MemoryBus
 from app.chat import service as chat_service
+from app.chat import upkeep
 from app.chat.service import ROUTING_BATCH, Actor, Outcome
 from app.config import Settings
 from app.realtime.hub import Hub
@@ -319,3 +320,39 @@ class TestQueueScan:
                 .where(Conversation.visitor_id == late.id, Offer.state == OfferState.PENDING)
             )
         assert offered_to == techie
+
+
+class TestNoStuckChats:
+    async def test_chat_of_a_deactivated_agent_goes_to_someone_who_can_answer(
+        self, hub: Hub
+    ) -> None:
+        """An agent deactivated behind routing's back (straight in the store) still holds a
+        chat nobody could answer; housekeeping's sweep re-queues it to a colleague."""
+        gone = await online_agent(hub, capacity=2, name="Gone")
+        someone = await visitor(hub)
+        outcome = await send(hub, someone, "hello", "m1")
+        assert outcome.conversation_id is not None
+        colleague = await online_agent(hub, capacity=2, name="Colleague")
+        async with hub.db.write() as session:
+            agent = await session.get(Agent, gone)
+            assert agent is not None
+            agent.is_active = False
+
+        async def sweep(session: AsyncSession) -> Outcome:
+            return await upkeep.requeue_from_inactive(session, now=NOW)
+
+        await hub.unit(sweep)
+        async with hub.db.read() as session:
+            conversation = await session.get(Conversation, outcome.conversation_id)
+            assert conversation is not None
+            assert conversation.state is ConversationState.ASSIGNED
+            assert conversation.agent_id == colleague
+            kinds = (
+                await session.scalars(
+                    select(ConversationEvent.kind)
+                    .where(ConversationEvent.conversation_id == conversation.id)
+                    .order_by(ConversationEvent.seq)
+                )
+            ).all()
+        assert "agent.left" in kinds
+        assert kinds[-1] == "agent.joined"
