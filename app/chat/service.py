@@ -564,6 +564,9 @@ async def accept_offer(
     offer, conversation = await _lock_own_offer(session, actor, offer_id, now)
     agent = await session.get(Agent, actor.id)
     assert agent is not None  # noqa: S101 - the offer's agent row is kept by its foreign key
+    if not agent.is_active:
+        # Deactivated while the offer was out (their socket may still be open).
+        raise OfferNotFound("No such offer of yours.", offer_id=str(offer_id))
     offer.state = OfferState.ACCEPTED
     offer.decided_at = now
     outcome = _assign(session, conversation, agent, now=now, offer_id=offer.id)
@@ -679,6 +682,15 @@ async def take_offline(
     if locked is None or not locked[0].is_active:
         raise ConversationNotFound("No such conversation.", conversation_id=str(conversation_id))
     agent, load = locked
+    if agent.role is Role.AGENT and conversation.skill_id is not None:
+        skills = (await routing_repository.proficiencies(session, [agent.id]))[agent.id]
+        if conversation.skill_id not in skills:
+            raise NotParticipant(
+                "This offline conversation needs a skill you do not have; a supervisor can "
+                "take it or transfer it.",
+                conversation_id=str(conversation_id),
+                skill_id=conversation.skill_id,
+            )
     if load >= agent.capacity:
         raise AtCapacity(
             f"You are at capacity ({load} of {agent.capacity}); close a chat first.",
@@ -839,7 +851,8 @@ def is_live_for(actor: Actor, conversation: Conversation) -> bool:
 async def requeue_agent_chats(
     session: AsyncSession, *, agent_id: uuid.UUID, reason: str, now: datetime
 ) -> Outcome:
-    """Take every chat away from an agent and put it back at the front of the queue.
+    """Take every chat away from an agent and put it back at the front of the queue; withdraw
+    the offers they hold. The caller runs a routing pass afterwards.
 
     "Front" means the chat keeps its original `queued_at`, so it sorts before everyone who
     arrived after it; its history stays intact.
@@ -847,6 +860,15 @@ async def requeue_agent_chats(
     outcome = Outcome()
     agent = await session.get(Agent, agent_id)
     policy, _ = await routing_repository.load_policy(session)
+    # Offers they hold are withdrawn too, so that the caller's routing pass gives those chats
+    # to someone else now rather than at expiry.
+    for pending in await routing_repository.pending_offers_for_agent(session, agent_id):
+        offer = await routing_repository.lock_offer(session, pending.id)
+        if offer is None or offer.state is not OfferState.PENDING:
+            continue
+        offer.state = OfferState.CANCELLED
+        offer.decided_at = now
+        outcome.notices.append(_withdrawn(offer, reason))
     for conversation in await repository.assigned_to(session, agent_id, lock=True):
         outcome.merge(
             requeue(

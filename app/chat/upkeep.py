@@ -163,4 +163,3 @@ async def requeue_from_inactive(
         )
     outcome.merge(await assign_waiting(session, now=now, offers=offers))
     return outcome
-

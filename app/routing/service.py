@@ -33,10 +33,6 @@ from app.store.models import Agent, AgentStatus, Conversation, Role
 
 log = logging.getLogger(__name__)
 
-# The policy of a deployment whose admins changed nothing: the exact skill at any level, one
-# agent at a time, returning visitors first to their last agent for 30 s.
-DEFAULT_ROUTING = RoutingPolicy()
-
 
 @dataclass(frozen=True, slots=True)
 class OfferPolicy:
@@ -279,8 +275,8 @@ async def availability(
     """Whether a chat needing `skill_id` can be served now: None when it can.
 
     Busy agents count as available (the chat waits in the queue for them); away and offline
-    agents do not. An agent within their grace period after a dropped connection is still
-    online. Model: docs/routing.md#business-hours-and-offline-messages.
+    agents, and agents whose capacity is 0, do not. An agent within their grace period after a
+    dropped connection is still online. Model: docs/routing.md#business-hours-and-offline-messages.
     """
     if skill_id is not None:
         raw = await repository.business_hours_of(session, skill_id)
@@ -294,10 +290,11 @@ async def availability(
             else:
                 if not is_open(hours, now):
                     return Unavailable("outside_hours", next_opening(hours, now))
+    # An agent with capacity 0 (monitoring only, or paused by an admin) can take no chat.
     online = [
         agent
         for agent, _, _ in await repository.agent_snapshot(session)
-        if agent.status is AgentStatus.ONLINE
+        if agent.status is AgentStatus.ONLINE and agent.capacity > 0
     ]
     if skill_id is None:
         return None if online else Unavailable("no_agents")

@@ -578,12 +578,16 @@ class TestRoutingSideEffects:
             root = await login(server, backend, "Root", Role.ADMIN)
             async with api(server, root) as admin:
                 skill = (await admin.post("/skills", json={"slug": "billing", "name": "B"})).json()
-                # Dana has the skill but no room: chats of the skill wait in the queue for her.
+                # Dana has the skill but her one slot is taken: chats of the skill wait for her.
                 dana = await Client.agent(
                     server,
-                    await create_agent(backend, name="Dana", skills={"billing": 3}, capacity=0),
+                    await create_agent(backend, name="Dana", skills={"billing": 3}, capacity=1),
                 )
                 await dana.connect()
+                holder = await Client.visitor(server, name="Holder")
+                await holder.connect()
+                await holder.message("first in", skill="billing")
+                await holder.event("agent.joined")
                 sam = await Client.agent(
                     server, await create_agent(backend, name="Sam", capacity=1)
                 )
@@ -609,12 +613,12 @@ class TestRoutingSideEffects:
                 ack2 = await second.message("refund please", skill="billing")
                 await second.event("conversation.queued")
                 dana_id = dana.welcome["session"]["id"]
-                raised = await admin.patch(f"/agents/{dana_id}", json={"capacity": 1})
+                raised = await admin.patch(f"/agents/{dana_id}", json={"capacity": 2})
                 assert raised.status_code == 200, raised.text
                 await dana.event("agent.joined", timeout=5, conversation_id=ack2["conversation_id"])
                 assert (await second.event("agent.joined"))["body"]["agent"]["name"] == "Dana"
                 team = {a["name"]: a["load"] for a in (await admin.get("/agents")).json()}
-                assert (team["Dana"], team["Sam"]) == (1, 1)
+                assert (team["Dana"], team["Sam"]) == (2, 1)
         finally:
             await server.stop()
 

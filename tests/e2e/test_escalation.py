@@ -318,5 +318,20 @@ class TestBusinessHours:
                 )
             assert [item["id"] for item in listed.json()] == [ack["conversation_id"]]
             assert listed.json()[0]["reason"] == "outside_hours"
+
+            # An agent without the skill neither sees it nor can take it by its id.
+            stranger = await Client.agent(server, await create_agent(backend, name="Gus"))
+            await stranger.connect()
+            async with httpx.AsyncClient(base_url=server.http) as http:
+                theirs = await http.get(
+                    "/api/v1/conversations/offline",
+                    headers={"Authorization": f"Bearer {stranger.token}"},
+                )
+            assert theirs.json() == []
+            await stranger.send({"type": "take", "conversation_id": ack["conversation_id"]})
+            assert (await stranger.next("error"))["code"] == "not_participant"
+            await agent.send({"type": "take", "conversation_id": ack["conversation_id"]})
+            await agent.next("taken")
+            assert (await visitor.event("agent.joined"))["body"]["agent"]["name"] == "Ann"
         finally:
             await server.stop()

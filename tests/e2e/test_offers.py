@@ -234,12 +234,16 @@ class TestRoutingExplanation:
             await sam.connect()
             await sam.send({"type": "status", "status": "away"})
             await sam.next("status")
-            # Tia is online with the skill but has no room: the chat waits for her.
+            # Tia is online with the skill but her one slot is taken: the chat waits for her.
             tia = await Client.agent(
                 server,
-                await create_agent(backend, name="Tia", skills={"technical": 2}, capacity=0),
+                await create_agent(backend, name="Tia", skills={"technical": 2}, capacity=1),
             )
             await tia.connect()
+            holder = await Client.visitor(server, name="Holder")
+            await holder.connect()
+            await holder.message("first in", skill="technical")
+            await holder.event("agent.joined")
             queued = await Client.visitor(server, name="Queued")
             await queued.connect()
             q = await queued.message("my login fails", skill="technical")

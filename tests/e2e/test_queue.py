@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.conftest import Backend
@@ -46,18 +48,29 @@ class TestQueuePosition:
         finally:
             await server.stop()
 
-    async def test_no_room_at_all_means_no_estimate(self, backend: Backend) -> None:
-        """With the only agent for the chat online but without a single slot, the visitor gets
-        a position but no invented wait."""
-        server = await Server(backend).start()
+    async def test_nobody_left_online_means_no_estimate(self, backend: Backend) -> None:
+        """A chat waits for the only agent, who then steps away: the visitor keeps a position
+        but is given no invented wait."""
+        server = await Server(backend, heartbeat_interval="0.5", heartbeat_timeout="5").start()
         try:
-            agent = await Client.agent(server, await create_agent(backend, capacity=0))
+            agent = await Client.agent(server, await create_agent(backend, capacity=1))
             await agent.connect()
+            holder = await Client.visitor(server, name="Holder")
+            await holder.connect()
+            await holder.message("first")
+            await holder.event("agent.joined")
             visitor = await Client.visitor(server)
             await visitor.connect()
             await visitor.message("hello?")
-            frame = await visitor.next("queue")
+            await visitor.event("conversation.queued")
+            await agent.send({"type": "status", "status": "away"})
+            await agent.next("status")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while True:
+                frame = await visitor.next("queue", timeout=max(0.1, deadline - loop.time()))
+                if frame["estimated_wait"] is None:
+                    break
             assert frame["position"] == 1
-            assert frame["estimated_wait"] is None
         finally:
             await server.stop()

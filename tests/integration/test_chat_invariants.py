@@ -69,13 +69,33 @@ async def online_agent(hub: Hub, *, capacity: int, name: str = "Agent") -> uuid.
 
 
 async def skilled_but_full(hub: Hub, *skill_ids: int) -> uuid.UUID:
-    """An online agent with these skills and no room: chats for them wait in the queue."""
-    agent_id = await online_agent(hub, capacity=0, name="Full")
+    """An online agent with these skills, filled by a chat of the first: chats for them wait
+    in the queue rather than going offline. Call before any other agent of those skills."""
+    agent_id = await online_agent(hub, capacity=1, name="Full")
     async with hub.db.write() as session:
         session.add_all(
             AgentSkill(agent_id=agent_id, skill_id=skill_id, proficiency=3)
             for skill_id in skill_ids
         )
+    filler = await visitor(hub)
+
+    async def fill(session: AsyncSession) -> Outcome:
+        return await chat_service.send_message(
+            session,
+            actor=filler,
+            conversation_id=None,
+            client_msg_id="fill",
+            text="filler",
+            now=NOW - timedelta(hours=1),
+            skill_id=skill_ids[0],
+        )
+
+    outcome = await hub.unit(fill)
+    async with hub.db.read() as session:
+        owner = await session.scalar(
+            select(Conversation.agent_id).where(Conversation.id == outcome.conversation_id)
+        )
+    assert owner == agent_id
     return agent_id
 
 
@@ -198,8 +218,8 @@ class TestQueueScan:
             session.add_all([billing, technical])
             await session.flush()
             billing_id, technical_id = billing.id, technical.id
-        # Online for both skills but without a slot: the chats queue rather than go offline.
-        await skilled_but_full(hub, billing_id, technical_id)
+        # Online for both skills but without a free slot: the chats queue, not go offline.
+        await skilled_but_full(hub, technical_id, billing_id)
         for i in range(60):
             someone = await visitor(hub)
 

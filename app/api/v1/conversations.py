@@ -32,6 +32,10 @@ class RoutingDecision(BaseModel):
     seq: int
     at: datetime
     chosen: str | None
+    offered_to: list[str] = Field(
+        description="Every agent who was offered the chat by this decision (several in "
+        "broadcast mode)."
+    )
     rule: str
     step: str
     considered: list[str]
@@ -139,6 +143,9 @@ async def routing_explanation(
             seq=r.seq,
             at=r.created_at,
             chosen=r.body.get("chosen"),
+            offered_to=list(
+                r.body.get("offered_to") or ([r.body["chosen"]] if r.body.get("chosen") else [])
+            ),
             rule=r.body.get("rule", ""),
             step=r.body.get("step", "default"),
             considered=list(r.body.get("considered", [])),
