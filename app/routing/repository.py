@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Uuid, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
@@ -35,7 +35,9 @@ from app.store.models import (
 from app.store.models import OfferMode as StoredOfferMode
 
 
-def load_of(agent_id: InstrumentedAttribute[uuid.UUID] | uuid.UUID) -> ColumnElement[int]:
+def load_of(
+    agent_id: InstrumentedAttribute[uuid.UUID] | ColumnElement[uuid.UUID] | uuid.UUID,
+) -> ColumnElement[int]:
     """Assigned chats plus pending offers of an agent (correlated when given `Agent.id`)."""
     # An alias, so that inside a query over conversations this never correlates to the outer
     # conversation row.
@@ -52,6 +54,14 @@ def load_of(agent_id: InstrumentedAttribute[uuid.UUID] | uuid.UUID) -> ColumnEle
         .scalar_subquery()
     )
     return chats + offers
+
+
+# Built once: constructing these expressions, not running them, was a fifth of a node's CPU in
+# a burst of first messages (measured with py-spy, docs/performance.md). Expressions are
+# immutable, so sharing them between queries is safe, and it lets SQLAlchemy's statement cache
+# recognise the queries that use them.
+_AGENT_LOAD = load_of(Agent.id)
+_LOAD_BY_ID = load_of(bindparam("load_agent_id", type_=Uuid))
 
 
 def _connected() -> ColumnElement[bool]:
@@ -72,7 +82,7 @@ async def candidate_rows(
 ) -> list[tuple[Agent, int, bool]]:
     """Online, active, connected agents (with the skill, when one is required, and not passed
     over for this conversation): agent, load, connected."""
-    query = select(Agent, load_of(Agent.id), _connected()).where(
+    query = select(Agent, _AGENT_LOAD, _connected()).where(
         Agent.is_active.is_(True), Agent.status == AgentStatus.ONLINE, _connected()
     )
     if skill_id is not None:
@@ -121,7 +131,7 @@ async def lock_agent_load(session: AsyncSession, agent_id: uuid.UUID) -> tuple[A
     )
     if agent is None:
         return None
-    load = await session.scalar(select(load_of(agent_id)))
+    load = await session.scalar(select(_LOAD_BY_ID), {"load_agent_id": agent_id})
     return agent, int(load or 0)
 
 
@@ -131,7 +141,7 @@ def _free_agent() -> ColumnElement[bool]:
         Agent.is_active.is_(True),
         Agent.status == AgentStatus.ONLINE,
         _connected(),
-        load_of(Agent.id) < Agent.capacity,
+        Agent.capacity > _AGENT_LOAD,
     )
 
 
@@ -318,7 +328,7 @@ async def agent_snapshot(session: AsyncSession) -> list[tuple[Agent, int, bool]]
     sees them all, so that it can say why each one was passed over."""
     rows = (
         await session.execute(
-            select(Agent, load_of(Agent.id), _connected()).where(Agent.is_active.is_(True))
+            select(Agent, _AGENT_LOAD, _connected()).where(Agent.is_active.is_(True))
         )
     ).all()
     return [(agent, int(n), bool(c)) for agent, n, c in rows]
