@@ -8,7 +8,7 @@ PORT   ?= 8000
 JOBS   ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve migrate demo check test test-all fmt clean
+.PHONY: help install run serve migrate demo check test test-all bench fmt clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,12 +37,12 @@ demo: install ## load demo skills and agents
 	$(BIN)/warmline demo
 
 fmt: install ## format the code
-	$(BIN)/ruff format app tests tools migrations/env.py
-	$(BIN)/ruff check --fix app tests tools migrations/env.py
+	$(BIN)/ruff format app tests tools bench migrations/env.py
+	$(BIN)/ruff check --fix app tests tools bench migrations/env.py
 
 check: install ## formatting, lint, types, import layers, pure cores
-	$(BIN)/ruff format --check app tests tools migrations/env.py
-	$(BIN)/ruff check app tests tools migrations/env.py
+	$(BIN)/ruff format --check app tests tools bench migrations/env.py
+	$(BIN)/ruff check app tests tools bench migrations/env.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python tools/lint_cores.py
@@ -50,7 +50,11 @@ check: install ## formatting, lint, types, import layers, pure cores
 test: check ## set up and run the whole test suite (needs PostgreSQL and Redis, see README)
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest $(if $(filter 0,$(JOBS)),,-n $(JOBS))
 
-test-all: test ## the whole suite (same as test until benchmarks land)
+test-all: test ## the whole suite (same as test)
+
+bench: install ## the two benchmarks (not tests; needs PostgreSQL and Redis): docs/performance.md
+	$(BIN)/python bench/routing_core.py
+	$(BIN)/python bench/e2e_offer.py
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
