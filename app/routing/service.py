@@ -84,27 +84,47 @@ async def claim_agent(
     chat, candidates = await _snapshot(session, conversation)
     # Each failed claim corrects the snapshot with what the lock saw, and the plan is made
     # again: another router may have filled the best agent meanwhile, and the next best must
-    # then get the chat now rather than at the next pass.
-    for _ in range(len(candidates) + 1):
-        result = plan([chat], candidates, policy, now)
+    # then get the chat now rather than at the next pass. Agents whose row another router holds
+    # at this instant are set aside for this chat (`busy`), so that chats arriving together
+    # spread over the free agents by the lowest-load rule instead of all queueing on the one
+    # who looked least loaded; only when every eligible agent is busy does the claim wait.
+    busy: set[uuid.UUID] = set()
+    for _ in range(2 * len(candidates) + 1):
+        visible = [_full(c) if c.id in busy else c for c in candidates]
+        result = plan([chat], visible, policy, now)
+        wait = False
         if not result.decisions:
-            return None
+            if not busy:
+                return None
+            # Every eligible agent is busy: wait for the best of them after all.
+            busy.clear()
+            result = plan([chat], candidates, policy, now)
+            if not result.decisions:
+                return None
+            wait = True
         decision = result.decisions[0]
         refreshed: dict[uuid.UUID, Candidate] = {}
         claimed: list[Agent] = []
         for agent_id in decision.agent_ids:
-            locked = await repository.lock_agent_load(session, agent_id)
+            locked = await repository.try_lock_agent_load(session, agent_id, skip_locked=not wait)
+            if isinstance(locked, repository.Busy):
+                busy.add(agent_id)
+                continue
             if locked is None:
                 refreshed[agent_id] = _gone(agent_id, candidates)
                 continue
             agent, load = locked
+            planned = next(c for c in candidates if c.id == agent_id)
             # Re-checked under the lock: the agent may have gone away or filled up since the
-            # snapshot the plan was made from.
-            if agent.is_active and agent.status is AgentStatus.ONLINE and load < agent.capacity:
+            # snapshot the plan was made from, or, unless this claim had to wait, been given
+            # another chat meanwhile (then the plan is made again with their new load, so that
+            # chats arriving together go to the least loaded agents, not all to one).
+            usable = agent.is_active and agent.status is AgentStatus.ONLINE
+            if usable and load < agent.capacity and (wait or load <= planned.load):
                 claimed.append(agent)
                 continue
             refreshed[agent_id] = _candidate(
-                agent, load, connected=True, proficiency=_levels(agent_id, candidates)
+                agent, load, connected=planned.connected, proficiency=planned.proficiency
             )
         if claimed:
             # In broadcast mode, those still free hold the offer; the others were refreshed.
@@ -113,14 +133,24 @@ async def claim_agent(
     return None
 
 
+def _full(candidate: Candidate) -> Candidate:
+    """The candidate as the planner should see a busy agent: no room for this chat now."""
+    return Candidate(
+        id=candidate.id,
+        presence=candidate.presence,
+        connected=candidate.connected,
+        capacity=candidate.capacity,
+        load=max(candidate.load, candidate.capacity),
+        proficiency=candidate.proficiency,
+        idle_since=candidate.idle_since,
+        is_supervisor=candidate.is_supervisor,
+    )
+
+
 async def policy_changed(session: AsyncSession, *, now: datetime) -> None:
     """Call after the admin API changed steps or settings: queued chats re-read their step."""
     repository.forget_policy(session)
     await repository.reschedule_queued_steps(session, now=now)
-
-
-def _levels(agent_id: uuid.UUID, candidates: list[Candidate]) -> dict[int, int]:
-    return next((c.proficiency for c in candidates if c.id == agent_id), {})
 
 
 def _gone(agent_id: uuid.UUID, candidates: list[Candidate]) -> Candidate:

@@ -141,6 +141,22 @@ class TestCapacity:
         assert load == {small: 2, large: 3}
         assert sum(1 for _, s in rows if s is ConversationState.QUEUED) == 7
 
+    async def test_chats_arriving_together_spread_over_free_agents(self, hub: Hub) -> None:
+        """Six chats at once, six idle agents of capacity 4: one chat each (lowest load ratio
+        first), not several on whichever agent every router saw as least loaded."""
+        agents = [await online_agent(hub, capacity=4, name=f"A{i}") for i in range(6)]
+        visitors = [await visitor(hub) for _ in range(6)]
+        await asyncio.gather(*(send(hub, v, "hello", "m1") for v in visitors))
+        async with hub.db.read() as session:
+            owners = (
+                await session.scalars(
+                    select(Conversation.agent_id).where(
+                        Conversation.state == ConversationState.ASSIGNED
+                    )
+                )
+            ).all()
+        assert sorted(map(str, owners)) == sorted(map(str, agents))
+
     async def test_queue_drains_in_order_when_capacity_frees(self, hub: Hub) -> None:
         """When an agent closes a chat, the longest-waiting queued chat is assigned next."""
         agent_id = await online_agent(hub, capacity=1)
