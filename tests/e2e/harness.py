@@ -57,6 +57,8 @@ class Server:
         self.port = 0
         self.output: list[str] = []
         self._drain: asyncio.Task[None] | None = None
+        # Every client made for this server, so that stop() leaves no socket open behind it.
+        self.clients: list[Client] = []
 
     @property
     def http(self) -> str:
@@ -122,6 +124,8 @@ class Server:
         """Shut down cleanly (SIGTERM). Fails the test if the server logged an error or a
         traceback meanwhile, unless `allow_errors`: a server-side failure is never silent."""
         await self._end(signal.SIGTERM)
+        for client in self.clients:
+            client.discard()
         # Shown by pytest only when the test failed: the server's side of the story.
         print(f"--- server :{self.port} log (last 60 lines) ---")  # noqa: T201
         print("".join(self.output[-60:]))  # noqa: T201
@@ -216,6 +220,7 @@ class Client:
         self.events: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._unread: list[dict[str, Any]] = []
         self.answer_pings = True
+        server.clients.append(self)
 
     @classmethod
     async def visitor(
@@ -363,6 +368,12 @@ class Client:
         assert self.ws is not None
         self.ws.transport.abort()
         self.ws = None
+
+    def discard(self) -> None:
+        """Release the socket without a handshake (the server is gone): no transport leaks."""
+        if self.ws is not None:
+            self.ws.transport.abort()
+            self.ws = None
 
     async def close(self) -> None:
         if self.ws is not None:

@@ -142,7 +142,5 @@ class TestReturningCustomer:
             await stranger.connect()
             await stranger.message("hi")
             assert (await stranger.event("agent.joined"))["body"]["agent"]["name"] == "Bob"
-            for client in (ann, bob, first, other, phone, stranger):
-                await client.close()
         finally:
             await server.stop()
