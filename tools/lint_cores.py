@@ -179,6 +179,13 @@ def check_source(source: str, path: str = "<string>") -> list[Finding]:
 # Pure modules that are not named `core.py`, checked when they exist.
 OTHER_PURE_MODULES = (
     "app/handoff/summary.py",
+    "app/handoff/facts.py",
+    "app/handoff/sentiment.py",
+    "app/handoff/repeats.py",
+    "app/handoff/mentions.py",
+    "app/handoff/sentences.py",
+    "app/handoff/statements.py",
+    "app/handoff/digest.py",
     "app/routing/policy.py",
     "app/routing/estimate.py",
     "app/routing/intake.py",
