@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # the chat at once; without it they get an offer to accept or decline within the timeout.
     offer_auto_accept: bool = True
     offer_timeout: float = Field(default=30.0, gt=0)
+    # Seconds a warm transfer or an escalation waits for its receiver (docs/handoff.md).
+    transfer_timeout: float = Field(default=60.0, gt=0)
+    # A deployment's own sentiment scorer, as "package.module:name" (an object with
+    # `score(text) -> float` in [-1, 1], or a class making one); unset: the built-in lexicon.
+    sentiment_scorer: str | None = None
     agent_session_ttl_hours: int = Field(default=12, ge=1)
     node_name: str | None = None
     log_level: str = "INFO"

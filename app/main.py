@@ -22,6 +22,7 @@ from app.api.v1 import admin_routing as admin_routing_api
 from app.api.v1 import admin_skills as admin_skills_api
 from app.api.v1 import auth as auth_api
 from app.api.v1 import conversations as conversations_api
+from app.api.v1 import handoff as handoff_api
 from app.api.v1 import visitors as visitors_api
 from app.bus.base import BusUnavailable, create_bus
 from app.config import Settings
@@ -41,6 +42,7 @@ def _include_routers(app: FastAPI) -> None:
         admin_skills_api.router,
         admin_agents_api.router,
         admin_routing_api.router,
+        handoff_api.router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_endpoints.router)

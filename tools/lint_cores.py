@@ -186,6 +186,7 @@ OTHER_PURE_MODULES = (
     "app/handoff/sentences.py",
     "app/handoff/statements.py",
     "app/handoff/digest.py",
+    "app/handoff/rules.py",
     "app/routing/policy.py",
     "app/routing/estimate.py",
     "app/routing/intake.py",

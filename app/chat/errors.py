@@ -31,3 +31,19 @@ class NotOffline(Conflict):
 
 class AtCapacity(Conflict):
     code = "at_capacity"
+
+
+class TransferNotFound(NotFound):
+    code = "transfer_not_found"
+
+
+class TransferNotPending(Conflict):
+    code = "transfer_not_pending"
+
+
+class TransferPending(Conflict):
+    code = "transfer_pending"
+
+
+class TransferTargetUnavailable(Conflict):
+    code = "transfer_target_unavailable"

@@ -3,7 +3,8 @@
 Kinds (docs/protocol.md#event-kinds): `conversation.opened`, `message`, `conversation.queued`,
 `conversation.assigned`, `agent.joined`, `agent.left`, `conversation.closed`,
 `conversation.offline`, and, visible to agents only, `routing.decided`, `routing.step`,
-`conversation.offered`, `offer.declined`, `offer.expired`, `conversation.unanswered`.
+`conversation.offered`, `offer.declined`, `offer.expired`, `conversation.unanswered`, and the
+handoff kinds below.
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ OFFER_EXPIRED = "offer.expired"  # agents only
 OFFLINE = "conversation.offline"  # nobody can take it now: the visitor may leave a message
 ROUTING_STEP = "routing.step"  # agents only: an escalation step came into force
 UNANSWERED = "conversation.unanswered"  # agents only: the watchdog flagged a late reply
+# Handoff (docs/handoff.md), agents only: a transfer's life, the context summary, the private
+# talk of a pending transfer, internal notes, escalations, and a customer repeating themselves.
+TRANSFER_REQUESTED = "transfer.requested"
+TRANSFER_ACCEPTED = "transfer.accepted"
+TRANSFER_DECLINED = "transfer.declined"
+TRANSFER_EXPIRED = "transfer.expired"
+TRANSFER_CANCELLED = "transfer.cancelled"
+TRANSFER_CHAT = "transfer.chat"
+NOTE = "note"
+SUMMARY = "handoff.summary"
+SUMMARY_EXTRA = "handoff.summary_extra"
+ESCALATED = "conversation.escalated"
+REPEAT = "handoff.repeat"
 
 
 def iso(value: datetime) -> str:

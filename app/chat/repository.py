@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -178,3 +179,19 @@ async def offline(
             )
         ).all()
     )
+
+
+async def latest_summary(session: AsyncSession, conversation_id: uuid.UUID) -> dict[str, Any]:
+    """The conversation's latest context summary as `{text, data}`, or an empty dict."""
+    body = await session.scalar(
+        select(ConversationEvent.body)
+        .where(
+            ConversationEvent.conversation_id == conversation_id,
+            ConversationEvent.kind == kinds.SUMMARY,
+        )
+        .order_by(ConversationEvent.seq.desc())
+        .limit(1)
+    )
+    if not body:
+        return {}
+    return {"text": body.get("text"), "data": body.get("summary")}

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
-from app.chat import repository
+from app.chat import repository, transfers
 from app.chat.errors import (
     AtCapacity,
     ConversationClosed,
@@ -27,6 +27,7 @@ from app.chat.errors import (
     OfferNotPending,
 )
 from app.chat.events import StoredEvent, iso
+from app.chat.log import append_event
 from app.routing import repository as routing_repository
 from app.routing import service as routing_service
 from app.routing.policy import RoutingPolicy, step_in_force
@@ -34,12 +35,12 @@ from app.routing.service import OfferPolicy
 from app.store.models import (
     Agent,
     Conversation,
-    ConversationEvent,
     ConversationState,
     Offer,
     OfferState,
     Role,
     SenderType,
+    Skill,
     Visibility,
     Visitor,
 )
@@ -92,37 +93,6 @@ def join_notice(conversation_id: uuid.UUID) -> dict[str, Any]:
     return {"t": "join", "conversation_id": str(conversation_id)}
 
 
-def append_event(
-    session: AsyncSession,
-    conversation: Conversation,
-    *,
-    kind: str,
-    now: datetime,
-    body: dict[str, Any],
-    sender_type: SenderType = SenderType.SYSTEM,
-    sender_id: uuid.UUID | None = None,
-    sender_name: str | None = None,
-    client_msg_id: str | None = None,
-    visibility: Visibility = Visibility.ALL,
-) -> StoredEvent:
-    """Append one event. The caller holds the conversation's row, so `seq` stays dense."""
-    conversation.last_seq += 1
-    row = ConversationEvent(
-        conversation_id=conversation.id,
-        seq=conversation.last_seq,
-        kind=kind,
-        sender_type=sender_type,
-        sender_id=sender_id,
-        sender_name=sender_name,
-        client_msg_id=client_msg_id,
-        visibility=visibility,
-        body=body,
-        created_at=now,
-    )
-    session.add(row)
-    return StoredEvent.of(row)
-
-
 def agent_ref(agent: Agent) -> dict[str, Any]:
     return {"id": str(agent.id), "name": agent.name, "avatar_url": agent.avatar_url}
 
@@ -157,6 +127,9 @@ async def _load_owned(
             "This conversation is closed.", conversation_id=str(conversation_id)
         )
     return conversation
+
+
+load_owned = _load_owned
 
 
 async def send_message(
@@ -227,6 +200,7 @@ async def send_message(
             assignment_epoch=0,
             created_at=now,
             queued_at=now,
+            waiting_since=now,
         )
         session.add(conversation)
         opened = True
@@ -316,6 +290,7 @@ async def enter_queue(
         return outcome
     conversation.state = ConversationState.QUEUED
     conversation.offline_reason = None
+    conversation.waiting_since = now
     outcome.events.append(
         append_event(session, conversation, kind=kinds.QUEUED, now=now, body={"reason": reason})
     )
@@ -412,7 +387,7 @@ async def try_assign(
         visibility=Visibility.AGENTS,
     )
     if offers.auto_accept:
-        outcome = _assign(session, conversation, claim.agent, now=now, offer_id=None)
+        outcome = await _assign(session, conversation, claim.agent, now=now, offer_id=None)
     else:
         outcome = Outcome()
         for agent in chosen:
@@ -421,15 +396,8 @@ async def try_assign(
     return outcome
 
 
-def _assign(
-    session: AsyncSession,
-    conversation: Conversation,
-    agent: Agent,
-    *,
-    now: datetime,
-    offer_id: uuid.UUID | None,
-) -> Outcome:
-    outcome = Outcome()
+def hold(conversation: Conversation, agent: Agent, *, now: datetime) -> None:
+    """The conversation is `agent`'s from `now` (by routing, a take or a transfer)."""
     conversation.state = ConversationState.ASSIGNED
     conversation.agent_id = agent.id
     conversation.assigned_at = now
@@ -441,10 +409,43 @@ def _assign(
         conversation.awaiting_reply_since = now
     conversation.watchdog_level = 0
     agent.last_assigned_at = now
+
+
+async def _assign(
+    session: AsyncSession,
+    conversation: Conversation,
+    agent: Agent,
+    *,
+    now: datetime,
+    offer_id: uuid.UUID | None,
+) -> Outcome:
+    outcome = Outcome()
+    hold(conversation, agent, now=now)
     ref = agent_ref(agent)
     body: dict[str, Any] = {"agent": ref, "epoch": conversation.assignment_epoch}
     if offer_id is not None:
         body["offer_id"] = str(offer_id)
+    # A chat cold-transferred to this queue: the transfer completes with this assignment, and
+    # the visitor is told the new agent has the conversation so far.
+    cold = await transfers.settle_cold(session, conversation, agent.id, now=now)
+    joined: dict[str, Any] = {"agent": ref}
+    if cold is not None:
+        body["transfer_id"] = str(cold.id)
+        previous = (
+            None if cold.from_agent_id is None else await session.get(Agent, cold.from_agent_id)
+        )
+        joined["transfer"] = {
+            "id": str(cold.id),
+            "kind": cold.kind.value,
+            "has_context": True,
+            "from": None if previous is None else {"id": str(previous.id), "name": previous.name},
+        }
+        skill = (
+            None
+            if conversation.skill_id is None
+            else await session.get(Skill, conversation.skill_id)
+        )
+        joined["skill"] = None if skill is None else {"id": skill.id, "name": skill.name}
     outcome.events.append(
         append_event(session, conversation, kind=kinds.ASSIGNED, now=now, body=body)
     )
@@ -454,7 +455,7 @@ def _assign(
             conversation,
             kind=kinds.AGENT_JOINED,
             now=now,
-            body={"agent": ref},
+            body=joined,
             sender_type=SenderType.SYSTEM,
             sender_id=agent.id,
             sender_name=agent.name,
@@ -508,7 +509,7 @@ async def offer_frame(
     """The `offer` frame an agent receives (docs/protocol.md#offer)."""
     visitor = await session.get(Visitor, conversation.visitor_id)
     preview = await repository.last_visitor_text(session, conversation.id)
-    return {
+    frame: dict[str, Any] = {
         "type": "offer",
         "offer_id": str(offer.id),
         "conversation_id": str(conversation.id),
@@ -521,6 +522,10 @@ async def offer_frame(
         "queued_at": None if conversation.queued_at is None else iso(conversation.queued_at),
         "preview": None if preview is None else preview[:PREVIEW_CHARS],
     }
+    if conversation.transfer_count > 0:
+        # Transferred before: the receiver sees its latest context summary with the offer.
+        frame["summary"] = await repository.latest_summary(session, conversation.id)
+    return frame
 
 
 def _withdrawn(offer: Offer, reason: str) -> tuple[str, dict[str, Any]]:
@@ -569,7 +574,7 @@ async def accept_offer(
         raise OfferNotFound("No such offer of yours.", offer_id=str(offer_id))
     offer.state = OfferState.ACCEPTED
     offer.decided_at = now
-    outcome = _assign(session, conversation, agent, now=now, offer_id=offer.id)
+    outcome = await _assign(session, conversation, agent, now=now, offer_id=offer.id)
     outcome.conversation_id = conversation.id
     # Broadcast: the first to accept wins; the others' offers are withdrawn in this same
     # transaction, so no second agent can accept.
@@ -697,7 +702,7 @@ async def take_offline(
             load=load,
             capacity=agent.capacity,
         )
-    outcome = _assign(session, conversation, agent, now=now, offer_id=None)
+    outcome = await _assign(session, conversation, agent, now=now, offer_id=None)
     outcome.conversation_id = conversation.id
     await session.flush()
     return outcome
@@ -785,6 +790,11 @@ async def close(
         pending.decided_at = now
         outcome.notices.append(_withdrawn(pending, "conversation_closed"))
     conversation.state = ConversationState.CLOSED
+    events, notices = await transfers.end_pending(
+        session, conversation, reason="The conversation was closed.", now=now
+    )
+    outcome.events.extend(events)
+    outcome.notices.extend(notices)
     conversation.next_step_at = None
     conversation.closed_at = now
     conversation.closed_by = by
@@ -831,12 +841,24 @@ async def mark_read(
 
 
 async def may_read(session: AsyncSession, *, actor: Actor, conversation: Conversation) -> bool:
-    """Whether `actor` may replay this conversation's log: its visitor, or an agent who held it."""
+    """Whether `actor` may replay this conversation's log: its visitor, an agent who held it,
+    or an agent offered its pending transfer (they read it all before accepting)."""
     if actor.kind is SenderType.VISITOR:
         return conversation.visitor_id == actor.id
     if conversation.agent_id == actor.id:
         return True
-    return await repository.agent_has_joined(session, conversation.id, actor.id)
+    if await repository.agent_has_joined(session, conversation.id, actor.id):
+        return True
+    return await transfers.is_receiver(session, conversation.id, actor.id)
+
+
+async def is_live(session: AsyncSession, *, actor: Actor, conversation: Conversation) -> bool:
+    """`is_live_for`, and also true for an agent offered the chat's pending transfer."""
+    if is_live_for(actor, conversation):
+        return True
+    if not actor.is_agent or conversation.state is ConversationState.CLOSED:
+        return False
+    return await transfers.is_receiver(session, conversation.id, actor.id)
 
 
 def is_live_for(actor: Actor, conversation: Conversation) -> bool:
@@ -869,7 +891,15 @@ async def requeue_agent_chats(
         offer.state = OfferState.CANCELLED
         offer.decided_at = now
         outcome.notices.append(_withdrawn(offer, reason))
+    events, notices = await transfers.drop_receiver(session, agent_id, now=now)
+    outcome.events.extend(events)
+    outcome.notices.extend(notices)
     for conversation in await repository.assigned_to(session, agent_id, lock=True):
+        events, notices = await transfers.end_pending(
+            session, conversation, reason=f"{agent.name if agent else 'The agent'} left.", now=now
+        )
+        outcome.events.extend(events)
+        outcome.notices.extend(notices)
         outcome.merge(
             requeue(
                 session,
@@ -899,6 +929,7 @@ def requeue(
     outcome = Outcome(conversation_id=conversation.id)
     conversation.state = ConversationState.QUEUED
     conversation.agent_id = None
+    conversation.waiting_since = now
     outcome.events.append(
         append_event(
             session,

@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
+from app.chat import transfers
 from app.chat.events import iso
+from app.chat.log import append_event
 from app.chat.service import (
     DEFAULT_OFFERS,
     Outcome,
     advance_step,
-    append_event,
     assign_waiting,
     requeue,
     requeue_agent_chats,
@@ -133,6 +134,11 @@ async def watch_unanswered(
                     decided_at=now,
                 )
             )
+            events, notices = await transfers.end_pending(
+                session, conversation, reason="The customer went unanswered.", now=now
+            )
+            outcome.events.extend(events)
+            outcome.notices.extend(notices)
             outcome.merge(
                 requeue(
                     session,

@@ -26,10 +26,13 @@ from app.bus.base import BusUnavailable, Listening, Payload
 from app.chat import events as kinds
 from app.chat import repository as chat_repository
 from app.chat import service as chat_service
+from app.chat import transfers as chat_transfers
 from app.chat.errors import ConversationNotFound
 from app.chat.events import StoredEvent, iso
 from app.chat.service import Actor, Outcome
 from app.errors import Forbidden, ServiceUnavailable, WarmlineError
+from app.handoff import service as handoff_service
+from app.realtime import handoff_frames
 from app.realtime import protocol as p
 from app.realtime.hub import Hub, PresenceEntry
 from app.routing import presence
@@ -271,6 +274,13 @@ class Connection:
                 current = [] if open_one is None else [open_one]
             else:
                 current = await chat_repository.assigned_to(session, actor.id, lock=False)
+                # Chats offered to them in a pending transfer: they read those live too.
+                for transfer in await chat_transfers.pending_for_receiver(session, actor.id):
+                    offered = await chat_repository.get(session, transfer.conversation_id)
+                    if offered is not None and await chat_service.is_live(
+                        session, actor=actor, conversation=offered
+                    ):
+                        current.append(offered)
             seen = {c.id for c in current}
             denied: list[WarmlineError] = []
             replay_only: list[uuid.UUID] = []
@@ -289,7 +299,7 @@ class Connection:
                     continue
                 current.append(conversation)
                 seen.add(conversation.id)
-                if not chat_service.is_live_for(actor, conversation):
+                if not await chat_service.is_live(session, actor=actor, conversation=conversation):
                     replay_only.append(conversation.id)
             return current, replay_only, denied
 
@@ -327,6 +337,10 @@ class Connection:
             # Offers pending from before this socket (another tab, a reconnect) are shown again.
             for offer in await self.hub.read(
                 lambda s: chat_service.pending_offer_frames(s, actor.id)
+            ):
+                self._enqueue(("frame", offer))
+            for offer in await self.hub.read(
+                lambda s: handoff_service.pending_offer_frames(s, actor.id)
             ):
                 self._enqueue(("frame", offer))
             await self._route_and_publish()
@@ -461,8 +475,14 @@ class Connection:
         elif kind == "offer":
             self._enqueue(("frame", payload["offer"]))
         elif kind == "frame":
-            # A frame for this agent alone, already in its wire form (watchdog alerts).
-            self._enqueue(("frame", payload["frame"]))
+            # A frame for this agent alone, already in its wire form (watchdog alerts,
+            # transfer offers and their outcomes).
+            frame = payload["frame"]
+            self._enqueue(("frame", frame))
+            if frame.get("type") == "transfer_withdrawn":
+                # Their offer ended without them: they stop reading the chat, unless it is
+                # (still or again) theirs.
+                self._spawn(self._unfollow_unless_live(uuid.UUID(frame["conversation_id"])))
         elif kind == "offer_withdrawn":
             self._enqueue(
                 (
@@ -538,6 +558,8 @@ class Connection:
                 await self._send(frame)
             case ("catchup", conversation_id):
                 await self._catch_up(conversation_id, up_to=None)
+            case ("unfollow", conversation_id):
+                await self._stop_following(conversation_id)
             case ("rewind", conversation_id, seq):
                 self.delivered[conversation_id] = seq
                 self.following.add(conversation_id)
@@ -591,6 +613,19 @@ class Connection:
                     self.following.discard(conversation_id)
                 return
 
+    async def _unfollow_unless_live(self, conversation_id: uuid.UUID) -> None:
+        actor = self._actor()
+
+        async def still_mine(session: AsyncSession) -> bool:
+            conversation = await chat_repository.get(session, conversation_id)
+            return conversation is not None and await chat_service.is_live(
+                session, actor=actor, conversation=conversation
+            )
+
+        if conversation_id in self.live and not await self.hub.read(still_mine):
+            # Whatever is queued for it is still sent up to now; nothing after.
+            self._enqueue(("unfollow", conversation_id))
+
     async def _after_event(self, conversation_id: uuid.UUID, wire: dict[str, Any]) -> None:
         """Stop following a conversation this socket is no longer part of.
 
@@ -609,7 +644,9 @@ class Connection:
 
             async def still_mine(session: AsyncSession) -> bool:
                 conversation = await chat_repository.get(session, conversation_id)
-                return conversation is not None and chat_service.is_live_for(actor, conversation)
+                return conversation is not None and await chat_service.is_live(
+                    session, actor=actor, conversation=conversation
+                )
 
             if not await self.hub.read(still_mine):
                 await self._stop_following(conversation_id)
@@ -670,6 +707,10 @@ class Connection:
             await asyncio.sleep(0.01)
         await self.close(code, reason)
 
+    def send_frame(self, frame: dict[str, Any]) -> None:
+        """Queue a frame for this socket, in order with everything else it is sent."""
+        self._enqueue(("frame", frame))
+
     def _reply_error(self, error: WarmlineError, *, ref: str | None = None) -> None:
         self._enqueue(("frame", p.error_frame(error, ref=ref)))
 
@@ -697,6 +738,15 @@ class Connection:
                 await self._on_decline(frame)
             case p.Take():
                 await self._on_take(frame)
+            case (
+                p.Transfer()
+                | p.Escalate()
+                | p.TransferAccept()
+                | p.TransferDecline()
+                | p.TransferCancel()
+                | p.Internal()
+            ):
+                await handoff_frames.handle(self, frame)
             case p.Ping():
                 self._enqueue(("frame", {"type": "pong"}))
             case p.Pong():
@@ -706,20 +756,14 @@ class Connection:
 
     async def _on_message(self, frame: p.SendMessage) -> None:
         actor = self._actor()
-        if len(frame.text) > self.settings.max_message_chars:
-            limit = self.settings.max_message_chars
-            raise p.InvalidFrame(
-                f"Message is {len(frame.text)} characters; the limit is {limit}.", limit=limit
-            )
-        if not frame.text.strip():
-            raise p.InvalidFrame("Message text is blank.")
+        p.check_text(frame.text, max_chars=self.settings.max_message_chars)
         if actor.is_agent and (frame.skill is not None or frame.page_url is not None):
             raise p.InvalidFrame("skill and page_url are only for a visitor's first message.")
         now = self.hub.clock()
 
         async def work(session: AsyncSession) -> Outcome:
             skill_id = await _skill_id(session, frame.skill) if frame.skill else None
-            return await chat_service.send_message(
+            outcome = await chat_service.send_message(
                 session,
                 actor=actor,
                 conversation_id=frame.conversation_id,
@@ -730,6 +774,18 @@ class Connection:
                 page_url=frame.page_url,
                 offers=self.hub.offers,
             )
+            if actor.kind is SenderType.VISITOR and outcome.ack and not outcome.ack.duplicate:
+                # An escalation it asks for, a mood it reveals, a fact it repeats.
+                outcome.merge(
+                    await handoff_service.after_customer_message(
+                        session,
+                        conversation_id=outcome.ack.conversation_id,
+                        text=frame.text,
+                        now=now,
+                        ttl=self.hub.transfer_ttl,
+                    )
+                )
+            return outcome
 
         outcome = await self.hub.unit(work)
         ack = outcome.ack
@@ -854,6 +910,20 @@ class Connection:
         now = self.hub.clock()
 
         async def work(session: AsyncSession) -> Outcome:
+            conversation = await chat_repository.get(session, frame.conversation_id)
+            if (
+                conversation is not None
+                and conversation.escalated_at is not None
+                and conversation.state is not ConversationState.OFFLINE
+            ):
+                # A supervisor takes an escalated chat from the queue or from its agent.
+                return await handoff_service.supervisor_take(
+                    session,
+                    actor=actor,
+                    conversation_id=frame.conversation_id,
+                    now=now,
+                    ttl=self.hub.transfer_ttl,
+                )
             return await chat_service.take_offline(
                 session, actor=actor, conversation_id=frame.conversation_id, now=now
             )
@@ -899,7 +969,7 @@ class Connection:
                     raise ConversationNotFound(
                         "No such conversation.", conversation_id=str(conversation_id)
                     )
-                live = chat_service.is_live_for(actor, conversation)
+                live = await chat_service.is_live(session, actor=actor, conversation=conversation)
                 allowed.append((conversation_id, live, conversation.last_seq))
             return allowed
 

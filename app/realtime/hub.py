@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -32,6 +32,7 @@ from app.chat import upkeep
 from app.chat.service import Outcome
 from app.config import Settings
 from app.errors import InvalidData, ServiceUnavailable
+from app.handoff import service as handoff_service
 from app.routing import presence
 from app.routing import service as routing_service
 from app.routing.estimate import WaitEstimate
@@ -100,6 +101,9 @@ class Hub:
             auto_accept=settings.offer_auto_accept,
             timeout=timedelta(seconds=settings.offer_timeout),
         )
+        self.transfer_ttl = timedelta(seconds=settings.transfer_timeout)
+        # The deployment's sentiment scorer (WARMLINE_SENTIMENT_SCORER), or the lexicon one.
+        self.scorer = handoff_service.load_scorer(settings.sentiment_scorer)
         self.connections: set[Connection] = set()
         # Agent sockets of this node, by presence connection id; registered before the row
         # commits and removed when the socket ends.
@@ -121,6 +125,7 @@ class Hub:
         for attempt in range(1, UNIT_OF_WORK_TRIES + 1):
             try:
                 async with self.db.write() as session:
+                    handoff_service.use_scorer(session, self.scorer)
                     return await work(session)
             except IntegrityError:
                 if attempt == UNIT_OF_WORK_TRIES:
@@ -315,15 +320,25 @@ class Hub:
             await self.timers()
 
     async def timers(self) -> None:
-        """Offers past their time, escalation steps that came due, unanswered customers."""
+        """Offers and transfers past their time, escalation steps that came due, unanswered
+        customers, and chats past the escalation rules' time limits."""
         await self.expire_offers()
         now = self.clock()
-        for job in (upkeep.advance_steps, upkeep.watch_unanswered):
+        ttl = self.transfer_ttl
 
-            async def work(session: AsyncSession, job: Any = job) -> Outcome:
-                outcome: Outcome = await job(session, now=now, offers=self.offers)
-                return outcome
+        async def expire_transfers(session: AsyncSession) -> Outcome:
+            return await handoff_service.expire_due(session, now=now)
 
+        async def escalation_rules(session: AsyncSession) -> Outcome:
+            return await handoff_service.watch_rules(session, now=now, ttl=ttl)
+
+        async def steps(session: AsyncSession) -> Outcome:
+            return await upkeep.advance_steps(session, now=now, offers=self.offers)
+
+        async def unanswered(session: AsyncSession) -> Outcome:
+            return await upkeep.watch_unanswered(session, now=now, offers=self.offers)
+
+        for work in (expire_transfers, steps, unanswered, escalation_rules):
             try:
                 outcome = await self.unit(work)
             except ServiceUnavailable:

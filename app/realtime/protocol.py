@@ -10,7 +10,14 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from app.errors import WarmlineError
 
@@ -98,6 +105,68 @@ class Take(Frame):
     conversation_id: uuid.UUID
 
 
+class TransferTo(Frame):
+    """Where a transfer goes: exactly one of `agent_id`, `skill`, `supervisors: true`."""
+
+    agent_id: uuid.UUID | None = None
+    skill: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    supervisors: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TransferTo:
+        given = [self.agent_id is not None, self.skill is not None, self.supervisors is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of agent_id, skill, supervisors")
+        return self
+
+
+class Transfer(Frame):
+    """The holding agent hands the chat on (docs/handoff.md#warm-transfer)."""
+
+    type: Literal["transfer"]
+    conversation_id: uuid.UUID
+    to: TransferTo | None = None
+    mode: Literal["warm", "cold"] = "warm"
+    note: Annotated[str | None, Field(max_length=1000)] = None
+
+    @model_validator(mode="after")
+    def _target(self) -> Transfer:
+        if self.mode == "warm" and self.to is None:
+            raise ValueError("a warm transfer needs `to`")
+        return self
+
+
+class Escalate(Frame):
+    type: Literal["escalate"]
+    conversation_id: uuid.UUID
+    reason: Annotated[str | None, Field(max_length=500)] = None
+
+
+class TransferAccept(Frame):
+    type: Literal["transfer_accept"]
+    transfer_id: uuid.UUID
+
+
+class TransferDecline(Frame):
+    type: Literal["transfer_decline"]
+    transfer_id: uuid.UUID
+    reason: Annotated[str | None, Field(max_length=500)] = None
+
+
+class TransferCancel(Frame):
+    type: Literal["transfer_cancel"]
+    transfer_id: uuid.UUID
+
+
+class Internal(Frame):
+    """Agents-only text: a pending transfer's private talk, or an internal note."""
+
+    type: Literal["internal"]
+    conversation_id: uuid.UUID
+    client_msg_id: ClientMsgId
+    text: Annotated[str, Field(min_length=1)]
+
+
 class Ping(Frame):
     type: Literal["ping"]
 
@@ -117,6 +186,12 @@ ClientFrame = Annotated[
     | Accept
     | Decline
     | Take
+    | Transfer
+    | Escalate
+    | TransferAccept
+    | TransferDecline
+    | TransferCancel
+    | Internal
     | Ping
     | Pong,
     Field(discriminator="type"),
@@ -134,6 +209,12 @@ CLIENT_TYPES = frozenset(
         "accept",
         "decline",
         "take",
+        "transfer",
+        "escalate",
+        "transfer_accept",
+        "transfer_decline",
+        "transfer_cancel",
+        "internal",
         "ping",
         "pong",
     }
@@ -237,6 +318,20 @@ def parse(text: str, *, max_bytes: int) -> ClientFrame:
         ]
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
         raise InvalidFrame(f"Invalid {kind} frame: {summary}", errors=problems[:20]) from None
+
+
+def check_text(text: str, *, max_chars: int) -> None:
+    """A chat text (message or internal) within the deployment's length limit and not blank.
+
+    Raises:
+        InvalidFrame.
+    """
+    if len(text) > max_chars:
+        raise InvalidFrame(
+            f"Message is {len(text)} characters; the limit is {max_chars}.", limit=max_chars
+        )
+    if not text.strip():
+        raise InvalidFrame("Message text is blank.")
 
 
 def error_frame(error: WarmlineError, *, ref: str | None = None) -> dict[str, Any]:

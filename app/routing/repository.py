@@ -1,7 +1,8 @@
 """Routing queries: candidate agents with their load, queued conversations, atomic claims.
 
-An agent's load is their assigned chats plus their pending offers: an offered slot is taken
-until the offer is accepted, declined or expires.
+An agent's load is their assigned chats plus their pending offers plus the warm transfers
+offered to them by name or skill: an offered slot is taken until the offer is accepted,
+declined or expires.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from app.store.models import (
     Role,
     RoutingSettings,
     Skill,
+    Transfer,
+    TransferState,
     Visitor,
 )
 from app.store.models import OfferMode as StoredOfferMode
@@ -53,7 +56,13 @@ def load_of(
         .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING)
         .scalar_subquery()
     )
-    return chats + offers
+    # A warm transfer offered to one agent holds a slot for them until it ends.
+    transfers = (
+        select(func.count())
+        .where(Transfer.to_agent_id == agent_id, Transfer.state == TransferState.PENDING)
+        .scalar_subquery()
+    )
+    return chats + offers + transfers
 
 
 # Built once: constructing these expressions, not running them, was a fifth of a node's CPU in
@@ -525,6 +534,14 @@ async def held_by_inactive_agents(session: AsyncSession, *, limit: int) -> list[
         .limit(limit)
     )
     return [agent_id for agent_id in rows if agent_id is not None]
+
+
+async def is_connected(session: AsyncSession, agent_id: uuid.UUID) -> bool:
+    """Whether the agent has a socket open on some node."""
+    found = await session.scalar(
+        select(AgentConnection.id).where(AgentConnection.agent_id == agent_id).limit(1)
+    )
+    return found is not None
 
 
 async def online_supervisors(session: AsyncSession) -> list[uuid.UUID]:

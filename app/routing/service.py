@@ -133,6 +133,43 @@ async def claim_agent(
     return None
 
 
+async def choose_agent(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    skill_id: int | None,
+    exclude: frozenset[uuid.UUID],
+    now: datetime,
+) -> Agent | None:
+    """The best free agent for `conversation` if it needed `skill_id`, by the routing rules
+    (lowest load ratio, then proficiency, then longest idle), never one in `exclude`; locked.
+
+    A warm transfer to a skill uses this: the chat is judged as if it had just arrived (the
+    first escalation step's reach), so a transfer goes to someone who really has the skill.
+    """
+    policy, _ = await repository.load_policy(session)
+    _, candidates = await _snapshot(session, conversation)
+    chat = Waiting(
+        id=conversation.id,
+        skill_id=skill_id,
+        priority=conversation.priority,
+        queued_at=now,
+        excluded=exclude,
+    )
+    for _ in range(len(candidates) + 1):
+        result = plan([chat], candidates, policy, now)
+        if not result.decisions:
+            return None
+        agent_id = result.decisions[0].agent_ids[0]
+        locked = await repository.lock_agent_load(session, agent_id)
+        if locked is not None:
+            agent, load = locked
+            if agent.is_active and agent.status is AgentStatus.ONLINE and load < agent.capacity:
+                return agent
+        candidates = [_gone(agent_id, candidates) if c.id == agent_id else c for c in candidates]
+    return None
+
+
 def _full(candidate: Candidate) -> Candidate:
     """The candidate as the planner should see a busy agent: no room for this chat now."""
     return Candidate(

@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -173,6 +174,23 @@ class Skill(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# The phrases a new deployment escalates on (docs/handoff.md#escalation); the same list as
+# `app.handoff.rules.DEFAULT_PHRASES` (a unit test keeps the two equal).
+DEFAULT_ESCALATION_PHRASES = (
+    "speak to a manager",
+    "talk to a manager",
+    "speak to your manager",
+    "talk to your manager",
+    "speak to a supervisor",
+    "talk to a supervisor",
+    "speak to your supervisor",
+    "talk to your supervisor",
+    "your manager",
+    "your supervisor",
+    "escalate this",
+)
+
+
 class RoutingSettings(Base):
     """The deployment's routing policy: one row (id 1), edited through the admin API."""
 
@@ -193,6 +211,22 @@ class RoutingSettings(Base):
     unanswered_alert_seconds: Mapped[int | None] = mapped_column(Integer, default=120)
     unanswered_supervisor_seconds: Mapped[int | None] = mapped_column(Integer, default=300)
     unanswered_requeue_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Escalation to supervisors (docs/handoff.md#escalation): a visitor's phrase, or a rule.
+    # None disables a rule.
+    escalation_phrases: Mapped[list[str]] = mapped_column(
+        JSONType, default=lambda: list(DEFAULT_ESCALATION_PHRASES), server_default=text("'[]'")
+    )
+    escalate_wait_seconds: Mapped[int | None] = mapped_column(Integer, default=600)
+    escalate_handle_seconds: Mapped[int | None] = mapped_column(Integer, default=1800)
+    escalate_after_transfers: Mapped[int | None] = mapped_column(Integer, default=2)
+    escalate_sentiment_below: Mapped[float | None] = mapped_column(Float, default=-0.5)
+    escalate_sentiment_window: Mapped[int] = mapped_column(
+        Integer, default=3, server_default=text("3")
+    )
+    # Product names the context summary recognises as facts the customer gave.
+    product_catalogue: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default=text("'[]'")
+    )
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -325,6 +359,7 @@ class Conversation(Base):
         Index("ix_conversations_agent_state", "agent_id", "state"),
         Index("ix_conversations_next_step", "state", "next_step_at"),
         Index("ix_conversations_awaiting_reply", "state", "awaiting_reply_since"),
+        Index("ix_conversations_escalated", "escalated_at"),
         # Assigned means someone holds it; queued means nobody does. A closed conversation keeps
         # the agent who last held it, for transcripts and reports.
         CheckConstraint(
@@ -364,6 +399,14 @@ class Conversation(Base):
     # watchdog has gone about it (0 nothing, 1 agent alerted, 2 supervisors alerted).
     awaiting_reply_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     watchdog_level: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Escalated to supervisors (docs/handoff.md#escalation): marked until it closes.
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalation_reason: Mapped[str | None] = mapped_column(String(500))
+    # Transfers accepted (warm, escalation) or made (cold) so far.
+    transfer_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # When it last entered the queue (`queued_at` keeps its place in line across re-queues):
+    # the escalation rule on waiting counts from here.
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConversationEvent(Base):
@@ -416,7 +459,13 @@ class Offer(Base):
 
 
 class Transfer(Base):
+    """A warm or cold transfer, or an escalation to supervisors (docs/handoff.md)."""
+
     __tablename__ = "transfers"
+    __table_args__ = (
+        Index("ix_transfers_state_expires", "state", "expires_at"),
+        Index("ix_transfers_state_decided", "state", "decided_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     conversation_id: Mapped[uuid.UUID] = mapped_column(
@@ -437,6 +486,26 @@ class Transfer(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Agents the pending transfer is offered to, and those who declined it (ids as strings).
+    receivers: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default=text("'[]'")
+    )
+    declined_by: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default=text("'[]'")
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Escalation reason, or why it was declined, expired or cancelled.
+    reason: Mapped[str | None] = mapped_column(String(500))
+    # Who took it (warm: the receiver who accepted; cold: whoever routing gave it to next).
+    accepted_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    # The skill the chat needed after it (for reports per skill).
+    skill_id: Mapped[int | None] = mapped_column(ForeignKey("skills.id", ondelete="SET NULL"))
+    # The last event before the chat moved: the "repeated themselves" detector reads after it.
+    moved_seq: Mapped[int | None] = mapped_column(BigInteger)
+    # The first customer message after it that restated something already given.
+    repeat_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):

@@ -293,6 +293,10 @@ WatchdogSeconds = Annotated[
     int | None,
     Field(ge=10, le=DAY, description="Seconds, 10 to 86400; null switches this stage off."),
 ]
+EscalationSeconds = Annotated[
+    int | None,
+    Field(ge=1, le=DAY, description="Seconds, 1 to 86400; null switches this rule off."),
+]
 
 
 class PolicyUpdate(RequestBody):
@@ -311,10 +315,46 @@ class PolicyUpdate(RequestBody):
     unanswered_alert_seconds: WatchdogSeconds = None
     unanswered_supervisor_seconds: WatchdogSeconds = None
     unanswered_requeue_seconds: WatchdogSeconds = None
-
-    _not_null = field_validator("offer_mode", "broadcast_size", "preferred_agent_wait_seconds")(
-        not_null
+    escalation_phrases: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = (
+        patch_field(
+            max_length=100,
+            description="A customer message containing one of these (case-insensitive, whole "
+            "words) escalates the chat to the supervisors. [] switches this off.",
+        )
     )
+    escalate_wait_seconds: EscalationSeconds = None
+    escalate_handle_seconds: EscalationSeconds = None
+    escalate_after_transfers: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Escalate when a chat has been transferred more often; null: off.",
+    )
+    escalate_sentiment_below: float | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        description="Escalate when the mean mood of the customer's last messages (from -1 to "
+        "1) falls below this; null: off.",
+    )
+    escalate_sentiment_window: int | None = patch_field(
+        ge=1, le=20, description="How many of the customer's last messages the mood is over."
+    )
+    product_catalogue: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = (
+        patch_field(
+            max_length=1000,
+            description="Product names the context summary recognises as facts the customer gave.",
+        )
+    )
+
+    _not_null = field_validator(
+        "offer_mode",
+        "broadcast_size",
+        "preferred_agent_wait_seconds",
+        "escalation_phrases",
+        "escalate_sentiment_window",
+        "product_catalogue",
+    )(not_null)
 
 
 class PolicyOut(BaseModel):
@@ -329,6 +369,25 @@ class PolicyOut(BaseModel):
     )
     unanswered_requeue_seconds: int | None = Field(
         description="The chat is taken from the agent and re-queued after this long."
+    )
+    escalation_phrases: list[str] = Field(
+        description="Customer phrases that escalate a chat to the supervisors."
+    )
+    escalate_wait_seconds: int | None = Field(
+        description="A chat waiting in the queue longer than this escalates."
+    )
+    escalate_handle_seconds: int | None = Field(
+        description="A chat held by one agent longer than this escalates."
+    )
+    escalate_after_transfers: int | None = Field(
+        description="A chat transferred more often than this escalates."
+    )
+    escalate_sentiment_below: float | None = Field(
+        description="A chat whose customer's mood averages below this escalates."
+    )
+    escalate_sentiment_window: int = Field(description="Customer messages the mood is over.")
+    product_catalogue: list[str] = Field(
+        description="Product names the context summary recognises."
     )
     updated_at: datetime
     offer_auto_accept: bool = Field(
@@ -352,6 +411,13 @@ def _policy_out(row: RoutingSettings, settings: Settings) -> PolicyOut:
         unanswered_alert_seconds=row.unanswered_alert_seconds,
         unanswered_supervisor_seconds=row.unanswered_supervisor_seconds,
         unanswered_requeue_seconds=row.unanswered_requeue_seconds,
+        escalation_phrases=list(row.escalation_phrases or ()),
+        escalate_wait_seconds=row.escalate_wait_seconds,
+        escalate_handle_seconds=row.escalate_handle_seconds,
+        escalate_after_transfers=row.escalate_after_transfers,
+        escalate_sentiment_below=row.escalate_sentiment_below,
+        escalate_sentiment_window=row.escalate_sentiment_window,
+        product_catalogue=list(row.product_catalogue or ()),
         updated_at=row.updated_at,
         offer_auto_accept=settings.offer_auto_accept,
         offer_timeout_seconds=settings.offer_timeout,

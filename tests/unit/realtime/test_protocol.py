@@ -21,10 +21,12 @@ from app.realtime.protocol import (
     Accept,
     Close,
     Decline,
+    Escalate,
     Frame,
     FrameTooLarge,
     Hello,
     HelloRequired,
+    Internal,
     InvalidFrame,
     InvalidJson,
     OriginNotAllowed,
@@ -35,6 +37,10 @@ from app.realtime.protocol import (
     SendMessage,
     Status,
     Take,
+    Transfer,
+    TransferAccept,
+    TransferCancel,
+    TransferDecline,
     Typing,
     UnknownType,
     error_frame,
@@ -117,6 +123,15 @@ VALID_FRAMES: list[tuple[str, type[Frame]]] = [
     (frame(type="decline", offer_id=CONV), Decline),
     (frame(type="decline", offer_id=CONV, reason="at lunch"), Decline),
     (frame(type="take", conversation_id=CONV), Take),
+    (frame(type="transfer", conversation_id=CONV, to={"agent_id": CONV}), Transfer),
+    (frame(type="transfer", conversation_id=CONV, to={"skill": "tech"}, note="n"), Transfer),
+    (frame(type="transfer", conversation_id=CONV, to={"supervisors": True}), Transfer),
+    (frame(type="transfer", conversation_id=CONV, mode="cold"), Transfer),
+    (frame(type="escalate", conversation_id=CONV, reason="angry"), Escalate),
+    (frame(type="transfer_accept", transfer_id=CONV), TransferAccept),
+    (frame(type="transfer_decline", transfer_id=CONV, reason="busy"), TransferDecline),
+    (frame(type="transfer_cancel", transfer_id=CONV), TransferCancel),
+    (frame(type="internal", conversation_id=CONV, client_msg_id="i1", text="psst"), Internal),
     (frame(type="ping"), Ping),
     (frame(type="pong"), Pong),
 ]
@@ -405,3 +420,31 @@ class TestErrorFrame:
         """Errors that keep the socket open carry no `fatal` key."""
         assert error.close_code is None
         assert "fatal" not in error_frame(error)
+
+
+class TestTransferFrames:
+    @pytest.mark.parametrize(
+        "to",
+        [
+            {},
+            {"agent_id": CONV, "skill": "tech"},
+            {"skill": "tech", "supervisors": True},
+            {"supervisors": False},
+            {"skill": ""},
+        ],
+    )
+    def test_a_transfer_names_exactly_one_target(self, to: dict[str, Any]) -> None:
+        """An agent who names no target, two targets or an empty one is told, not guessed."""
+        error = parse_error(frame(type="transfer", conversation_id=CONV, to=to))
+        assert error.code == "invalid_frame"
+
+    def test_a_warm_transfer_needs_a_target(self) -> None:
+        error = parse_error(frame(type="transfer", conversation_id=CONV))
+        assert error.code == "invalid_frame"
+        assert "needs `to`" in error.message
+
+    def test_a_transfer_note_is_bounded(self) -> None:
+        error = parse_error(
+            frame(type="transfer", conversation_id=CONV, to={"skill": "x"}, note="n" * 1001)
+        )
+        assert error_fields(error) == ["note"]
