@@ -1,0 +1,245 @@
+"""The context summary stored with every transfer (docs/handoff.md#context-summary), the
+sentiment scorer it rates customers' messages with (docs/handoff.md#sentiment), and the
+"repeated themselves" check after a transfer (docs/handoff.md#repeated-themselves).
+
+Loads what the pure cores (`handoff.summary`, `handoff.repeats`) need and stores what they
+find as agents-only events. Runs inside the caller's unit of work and never commits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chat import events as kinds
+from app.chat.events import StoredEvent
+from app.chat.log import append_event
+from app.chat.service import Outcome
+from app.handoff.repeats import repeats_after_transfer
+from app.handoff.sentiment import DEFAULT_SCORER, Scorer
+from app.handoff.summary import (
+    EarlierConversation,
+    EventView,
+    Summary,
+    SummaryInput,
+    VisitorView,
+    build_summary,
+)
+from app.routing import repository as routing_repository
+from app.store.models import (
+    Agent,
+    Conversation,
+    ConversationEvent,
+    Skill,
+    Transfer,
+    TransferState,
+    Visibility,
+    Visitor,
+)
+
+# Earlier conversations of the visitor linked from a summary.
+EARLIER_LIMIT = 5
+# Customer messages after a transfer checked for a restatement: a repeat that late is a new
+# question, not the cost of a bad handoff.
+REPEAT_WINDOW = 10
+
+
+# -- the sentiment scorer ---------------------------------------------------------------------
+
+_SCORER = "warmline.handoff.scorer"
+
+
+def load_scorer(spec: str | None) -> Scorer:
+    """The scorer named by "package.module:name" (an object with `score`, or a class making
+    one), or the built-in lexicon scorer when `spec` is empty.
+
+    Raises:
+        ValueError: the spec names nothing importable, or nothing that scores.
+    """
+    if not spec:
+        return DEFAULT_SCORER
+    module_name, _, attribute = spec.partition(":")
+    try:
+        found: Any = getattr(importlib.import_module(module_name), attribute or "scorer")
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"WARMLINE_SENTIMENT_SCORER={spec!r} cannot be imported: {exc}") from exc
+    scorer = found() if isinstance(found, type) else found
+    if not callable(getattr(scorer, "score", None)):
+        raise ValueError(f"WARMLINE_SENTIMENT_SCORER={spec!r} has no score(text) method.")
+    return cast(Scorer, scorer)
+
+
+def use_scorer(session: AsyncSession, scorer: Scorer) -> None:
+    """Make `scorer` the one this unit of work rates customers' messages with."""
+    session.info[_SCORER] = scorer
+
+
+def _scorer(session: AsyncSession) -> Scorer:
+    found: Scorer = session.info.get(_SCORER, DEFAULT_SCORER)
+    return found
+
+
+# -- the context summary ----------------------------------------------------------------------
+
+
+def _view(row: ConversationEvent) -> EventView:
+    return EventView(
+        seq=row.seq,
+        kind=row.kind,
+        sender_type=row.sender_type.value,
+        sender_id=None if row.sender_id is None else str(row.sender_id),
+        sender_name=row.sender_name,
+        visibility=row.visibility.value,
+        body=row.body or {},
+        created_at=row.created_at,
+    )
+
+
+async def _transcript(session: AsyncSession, conversation_id: uuid.UUID) -> list[EventView]:
+    rows = await session.scalars(
+        select(ConversationEvent)
+        .where(ConversationEvent.conversation_id == conversation_id)
+        .order_by(ConversationEvent.seq)
+    )
+    return [_view(row) for row in rows]
+
+
+async def _earlier(session: AsyncSession, conversation: Conversation) -> list[EarlierConversation]:
+    rows = await session.execute(
+        select(Conversation, Skill.name, Agent.name)
+        .outerjoin(Skill, Skill.id == Conversation.skill_id)
+        .outerjoin(Agent, Agent.id == Conversation.agent_id)
+        .where(
+            Conversation.visitor_id == conversation.visitor_id,
+            Conversation.id != conversation.id,
+        )
+        .order_by(Conversation.created_at.desc())
+        .limit(EARLIER_LIMIT)
+    )
+    return [
+        EarlierConversation(
+            id=str(row.id),
+            opened_at=row.created_at,
+            closed_at=row.closed_at,
+            skill_name=skill_name,
+            agent_name=agent_name,
+        )
+        for row, skill_name, agent_name in rows
+    ]
+
+
+async def build(
+    session: AsyncSession, conversation: Conversation, *, now: datetime, note: str | None
+) -> Summary:
+    """The context summary of a conversation as it stands (`handoff.summary.build_summary`
+    over its whole log and its visitor's record)."""
+    visitor = await session.get(Visitor, conversation.visitor_id)
+    settings = await routing_repository.routing_settings(session)
+    skill_name = (
+        None
+        if conversation.skill_id is None
+        else await session.scalar(select(Skill.name).where(Skill.id == conversation.skill_id))
+    )
+    attributes = {} if visitor is None else dict(visitor.attributes or {})
+    view = VisitorView(
+        id=str(conversation.visitor_id),
+        name=None if visitor is None else visitor.name,
+        email=None if visitor is None else visitor.email,
+        external_id=None if visitor is None else visitor.external_id,
+        verified=visitor is not None and visitor.verified_at is not None,
+        priority=0 if visitor is None else visitor.priority,
+        attributes={k: v for k, v in attributes.items() if isinstance(v, str | int | float | bool)},
+    )
+    return build_summary(
+        SummaryInput(
+            events=await _transcript(session, conversation.id),
+            visitor=view,
+            now=now,
+            skill_name=skill_name,
+            earlier=await _earlier(session, conversation),
+            transfer_note=note,
+            catalogue=tuple(settings.product_catalogue or ()),
+            scorer=_scorer(session),
+        )
+    )
+
+
+def _summary_event(
+    session: AsyncSession,
+    conversation: Conversation,
+    summary: Summary,
+    *,
+    transfer_id: uuid.UUID | None,
+    now: datetime,
+) -> StoredEvent:
+    return append_event(
+        session,
+        conversation,
+        kind=kinds.SUMMARY,
+        now=now,
+        body={
+            "transfer_id": None if transfer_id is None else str(transfer_id),
+            "text": summary.text(),
+            "summary": summary.to_json(),
+        },
+        visibility=Visibility.AGENTS,
+    )
+
+
+# -- after a transfer: did the customer repeat themselves? ------------------------------------
+
+
+async def _check_repeat(
+    session: AsyncSession, conversation: Conversation, *, now: datetime
+) -> Outcome:
+    transfer = await session.scalar(
+        select(Transfer)
+        .where(
+            Transfer.conversation_id == conversation.id,
+            Transfer.state == TransferState.ACCEPTED,
+            Transfer.moved_seq.is_not(None),
+        )
+        .order_by(Transfer.decided_at.desc())
+        .limit(1)
+    )
+    if transfer is None or transfer.repeat_seq is not None or transfer.moved_seq is None:
+        return Outcome()
+    events = await _transcript(session, conversation.id)
+    after = [
+        e for e in events
+        if e.seq > transfer.moved_seq and e.kind == kinds.MESSAGE and e.sender_type == "visitor"
+    ]  # fmt: skip
+    if len(after) > REPEAT_WINDOW:
+        return Outcome()
+    settings = await routing_repository.routing_settings(session)
+    found = repeats_after_transfer(
+        events, transfer.moved_seq, catalogue=tuple(settings.product_catalogue or ())
+    )
+    if not found:
+        return Outcome()
+    transfer.repeat_seq = found[0].seq
+    event = append_event(
+        session,
+        conversation,
+        kind=kinds.REPEAT,
+        now=now,
+        body={
+            "transfer_id": str(transfer.id),
+            "repeats": [
+                {
+                    "seq": r.seq,
+                    "fact_kind": r.fact_kind,
+                    "value": r.value,
+                    "original_seqs": list(r.original_seqs),
+                }
+                for r in found
+            ],
+        },
+        visibility=Visibility.AGENTS,
+    )
+    return Outcome(events=[event], conversation_id=conversation.id)
