@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # A deployment's own sentiment scorer, as "package.module:name" (an object with
     # `score(text) -> float` in [-1, 1], or a class making one); unset: the built-in lexicon.
     sentiment_scorer: str | None = None
+    # An external summarizer (docs/handoff.md#external-summarizer), as "package.module:name";
+    # unset: the deterministic context summary stands alone.
+    summarizer: str | None = None
     agent_session_ttl_hours: int = Field(default=12, ge=1)
     node_name: str | None = None
     log_level: str = "INFO"

@@ -30,6 +30,7 @@ from app.chat.errors import (
 )
 from app.chat.log import append_event
 from app.chat.service import Ack, Actor, Outcome
+from app.errors import Forbidden
 from app.handoff.escalation import _after_move
 from app.handoff.transfers import OPEN, SUPERVISOR_ROLES, _move
 from app.routing import repository as routing_repository
@@ -164,16 +165,15 @@ async def cancel(
     """The requester takes their transfer back.
 
     Raises:
-        TransferNotFound, TransferNotPending.
+        TransferNotFound, TransferNotPending, Forbidden (an escalation).
     """
     seen = await session.get(Transfer, transfer_id)
     if seen is None or seen.from_agent_id != actor.id:
         raise TransferNotFound("No such transfer of yours.", transfer_id=str(transfer_id))
     if seen.kind is TransferKind.ESCALATION:
-        raise TransferNotPending(
+        raise Forbidden(
             "An escalation is for the supervisors to answer; it cannot be withdrawn.",
             transfer_id=str(transfer_id),
-            state=seen.state.value,
         )
     conversation = await chat_repository.get_for_update(session, seen.conversation_id)
     transfer = await transfers.pending_of(session, seen.conversation_id)

@@ -25,7 +25,15 @@ from app.handoff.escalation import (
     watch_rules,
 )
 from app.handoff.requests import request_transfer
-from app.handoff.summaries import EARLIER_LIMIT, REPEAT_WINDOW, build, load_scorer, use_scorer
+from app.handoff.summaries import (
+    EARLIER_LIMIT,
+    REPEAT_WINDOW,
+    add_extra,
+    build,
+    for_extra,
+    load_scorer,
+    use_scorer,
+)
 from app.handoff.transfers import (
     OPEN,
     SUPERVISOR_ROLES,
@@ -43,6 +51,7 @@ __all__ = [
     "Started",
     "Target",
     "accept",
+    "add_extra",
     "after_customer_message",
     "build",
     "cancel",
@@ -51,6 +60,7 @@ __all__ = [
     "escalate_by_agent",
     "escalation_policy",
     "expire_due",
+    "for_extra",
     "internal_message",
     "load_scorer",
     "offer_frame",

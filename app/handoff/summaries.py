@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
+from app.chat import repository as chat_repository
 from app.chat.events import StoredEvent
 from app.chat.log import append_event
 from app.chat.service import Outcome
@@ -35,6 +36,7 @@ from app.store.models import (
     Agent,
     Conversation,
     ConversationEvent,
+    ConversationState,
     Skill,
     Transfer,
     TransferState,
@@ -243,3 +245,38 @@ async def _check_repeat(
         visibility=Visibility.AGENTS,
     )
     return Outcome(events=[event], conversation_id=conversation.id)
+
+
+async def add_extra(
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    *,
+    transfer_id: str | None,
+    text: str,
+    by: str,
+    now: datetime,
+) -> StoredEvent | None:
+    """Store an external summarizer's prose beside a summary (`handoff.summary_extra`); nothing
+    once the chat has closed."""
+    conversation = await chat_repository.get_for_update(session, conversation_id)
+    if conversation is None or conversation.state is ConversationState.CLOSED:
+        return None
+    return append_event(
+        session,
+        conversation,
+        kind=kinds.SUMMARY_EXTRA,
+        now=now,
+        body={"transfer_id": transfer_id, "text": text, "summarizer": by},
+        visibility=Visibility.AGENTS,
+    )
+
+
+async def for_extra(
+    session: AsyncSession, conversation_id: uuid.UUID, *, now: datetime
+) -> tuple[Summary, list[EventView]] | None:
+    """The summary and transcript an external summarizer is given (None: no such chat)."""
+    conversation = await chat_repository.get(session, conversation_id)
+    if conversation is None:
+        return None
+    summary = await build(session, conversation, now=now, note=None)
+    return summary, await _transcript(session, conversation_id)

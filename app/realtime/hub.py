@@ -29,10 +29,12 @@ from app.bus.base import Bus, BusUnavailable, Listening
 from app.chat import events as kinds
 from app.chat import service as chat_service
 from app.chat import upkeep
+from app.chat.events import StoredEvent
 from app.chat.service import Outcome
 from app.config import Settings
 from app.errors import InvalidData, ServiceUnavailable
 from app.handoff import service as handoff_service
+from app.handoff import summarizer
 from app.routing import presence
 from app.routing import service as routing_service
 from app.routing.estimate import WaitEstimate
@@ -104,6 +106,10 @@ class Hub:
         self.transfer_ttl = timedelta(seconds=settings.transfer_timeout)
         # The deployment's sentiment scorer (WARMLINE_SENTIMENT_SCORER), or the lexicon one.
         self.scorer = handoff_service.load_scorer(settings.sentiment_scorer)
+        # The deployment's external summarizer (WARMLINE_SUMMARIZER), if any, and its calls
+        # in flight (a transfer never waits for them).
+        self.summarizer = summarizer.load(settings.summarizer)
+        self._extras: set[asyncio.Task[None]] = set()
         self.connections: set[Connection] = set()
         # Agent sockets of this node, by presence connection id; registered before the row
         # commits and removed when the socket ends.
@@ -167,6 +173,12 @@ class Hub:
         messages.extend(outcome.notices)
         if any(event.kind in QUEUE_MOVES for event in outcome.events):
             messages.append((QUEUE_CHANNEL, {"t": "queue_moved"}))
+        if not isinstance(self.summarizer, summarizer.NoSummarizer):
+            for event in outcome.events:
+                if event.kind == kinds.SUMMARY:
+                    task = asyncio.create_task(self._extra(event), name="handoff.summarizer")
+                    self._extras.add(task)
+                    task.add_done_callback(self._extras.discard)
         for i, (channel, payload) in enumerate(messages):
             if not await self._publish(channel, payload):
                 # The bus is failing: do not hold the frame handler for each remaining notice.
@@ -174,6 +186,45 @@ class Hub:
                     "bus unavailable: %d more notices left to reconciliation", len(messages) - i - 1
                 )
                 return
+
+    async def _extra(self, stored: StoredEvent) -> None:
+        """Ask the external summarizer for prose beside a summary just stored, and store it.
+
+        Bounded by `summarizer.EXTRA_TIMEOUT`; whatever goes wrong is logged and dropped: the
+        deterministic summary is already there."""
+        transfer_id = stored.body.get("transfer_id")
+        try:
+            found = await self.read(
+                lambda s: handoff_service.for_extra(
+                    s, stored.conversation_id, now=stored.created_at
+                )
+            )
+            if found is None:
+                return
+            text = await asyncio.wait_for(
+                self.summarizer.extra(*found), timeout=summarizer.EXTRA_TIMEOUT
+            )
+            if not text or not text.strip():
+                return
+            by = summarizer.name_of(self.summarizer)
+            now = self.clock()
+
+            async def work(session: AsyncSession) -> Outcome:
+                event = await handoff_service.add_extra(
+                    session,
+                    stored.conversation_id,
+                    transfer_id=transfer_id,
+                    text=summarizer.clip(text),
+                    by=by,
+                    now=now,
+                )
+                return Outcome(events=[] if event is None else [event])
+
+            await self.publish(await self.unit(work))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a deployment's plug-in may raise anything
+            log.warning("external summarizer failed (%r); the summary stands alone", exc)
 
     async def _publish(self, channel: str, payload: dict[str, object]) -> bool:
         try:
@@ -286,8 +337,11 @@ class Hub:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in self._tasks:
+        for task in (*self._tasks, *self._extras):
             task.cancel()
+        for task in tuple(self._extras):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
