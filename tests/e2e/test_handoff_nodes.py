@@ -383,3 +383,84 @@ class TestEscalationPhraseAcrossNodes:
             await assert_read_the_whole_log(backend, cid, sue, said["seq"])
 
             await assert_saw_exactly_the_store(backend, cid, visitor.events[cid])
+
+
+class TestColdCancelAndEscalationAcrossNodes:
+    async def test_cold_transfer_cancel_and_agent_escalation(
+        self, postgres_backend: Backend
+    ) -> None:
+        """With the visitors and Ann on node 1 and everyone else on node 2: a cold transfer
+        reaches the tech agent with its summary; a warm transfer Ann withdraws leaves Bob's screen;
+        Ann's escalation reaches the supervisor, who takes over. Each visitor sees exactly
+        the stored visible events, once, in order."""
+        backend = postgres_backend
+        async with two_nodes(backend) as (one, two):
+            ann, ada, first = await held_chat(one, backend)
+            tess = await agent_on(two, backend, "Tess", skills={"tech": 4})
+            await ann.send(
+                {
+                    "type": "transfer",
+                    "conversation_id": first,
+                    "mode": "cold",
+                    "to": {"skill": "tech"},
+                    "note": "Login fault, not billing",
+                }
+            )
+            assert (await ann.next("transfer_started"))["mode"] == "cold"
+            summary = await tess.event("handoff.summary", conversation_id=first)
+            assert "ORD-48213" in summary["body"]["text"]
+            joined = await ada.event(
+                "agent.joined",
+                conversation_id=first,
+                sender={"type": "system", "id": sender_id(tess), "name": "Tess"},
+            )
+            assert joined["body"]["transfer"] == {
+                "id": summary["body"]["transfer_id"],
+                "kind": "cold",
+                "has_context": True,
+                "from": {"id": sender_id(ann), "name": "Ann"},
+            }
+            await tess.message("Tess here, I have your details.", conversation_id=first)
+            await ada.event(
+                "message", conversation_id=first, body={"text": "Tess here, I have your details."}
+            )
+
+            # A second chat for Ann: she offers it to Bob on node 2, then thinks better of it.
+            bea = await Client.visitor(one, name="Bea")
+            await bea.connect()
+            second = (
+                await bea.message("Where is my refund for order ORD-77120?", skill="billing")
+            )["conversation_id"]
+            await ann.event("agent.joined", conversation_id=second)
+            bob = await agent_on(two, backend, "Bob", skills={"billing": 2})
+            await ann.send(
+                {"type": "transfer", "conversation_id": second, "to": {"agent_id": sender_id(bob)}}
+            )
+            offer = await bob.next("transfer_offer")
+            assert (await ann.next("transfer_started"))["transfer_id"] == offer["transfer_id"]
+            await ann.send({"type": "transfer_cancel", "transfer_id": offer["transfer_id"]})
+            withdrawn = await bob.next("transfer_withdrawn", transfer_id=offer["transfer_id"])
+            assert withdrawn["reason"] == "cancelled"
+            assert (await ann.next("transfer_result"))["state"] == "cancelled"
+
+            # Ann escalates the same chat; the supervisor on node 2 takes it.
+            sue = await agent_on(two, backend, "Sue", role=Role.SUPERVISOR, capacity=0)
+            await ann.send(
+                {"type": "escalate", "conversation_id": second, "reason": "Refund dispute"}
+            )
+            started = await ann.next("transfer_started")
+            assert [r["name"] for r in started["receivers"]] == ["Sue"]
+            escalation = await sue.next("transfer_offer")
+            assert (escalation["mode"], escalation["reason"]) == ("escalation", "Refund dispute")
+            await sue.send({"type": "transfer_accept", "transfer_id": escalation["transfer_id"]})
+            await sue.next("transfer_accepted")
+            result = await ann.next("transfer_result", transfer_id=escalation["transfer_id"])
+            assert (result["state"], result["by"]["name"]) == ("accepted", "Sue")
+            await bea.event(
+                "agent.joined",
+                conversation_id=second,
+                sender={"type": "system", "id": sender_id(sue), "name": "Sue"},
+            )
+            for visitor, cid in ((ada, first), (bea, second)):
+                await visitor.quiet(0.3)
+                await assert_saw_exactly_the_store(backend, cid, visitor.events[cid])

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
+from app.store.models import Role
 from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
 
@@ -315,3 +317,60 @@ class TestColdTransfer:
 async def _all_events(client: Client, cid: str) -> list[dict[str, Any]]:
     await client.quiet(0.3)
     return client.events[cid]
+
+
+class TestRepeatedThemselves:
+    async def test_a_restated_order_number_is_flagged_and_reported(self, backend: Backend) -> None:
+        """After a transfer, the customer giving their order number again is what Warmline
+        exists to prevent: the agents see it flagged, and the report counts it against the
+        transfer's skill and receiving agent."""
+        server = await transfer_server(backend)
+        try:
+            ann, visitor, cid = await held_chat(server, backend)
+            bob = await Client.agent(
+                server, await create_agent(backend, name="Bob", skills={"billing": 3})
+            )
+            await bob.connect()
+            sue = await Client.agent(
+                server, await create_agent(backend, name="Sue", role=Role.SUPERVISOR, capacity=0)
+            )
+            await ann.send(
+                {
+                    "type": "transfer",
+                    "conversation_id": cid,
+                    "to": {"agent_id": bob.welcome["session"]["id"]},
+                }
+            )
+            offer = await bob.next("transfer_offer")
+            await bob.send({"type": "transfer_accept", "transfer_id": offer["transfer_id"]})
+            await bob.next("transfer_accepted")
+            await bob.message("Hi Ada, how can I help?", conversation_id=cid)
+            # A new question is not a repeat.
+            await visitor.message("Also, can I change my email address?", conversation_id=cid)
+            await visitor.message(
+                "Like I said, order ORD-48213 was charged twice.", conversation_id=cid
+            )
+            flagged = await bob.event("handoff.repeat", conversation_id=cid)
+            assert flagged["visibility"] == "agents"
+            [repeat] = flagged["body"]["repeats"][:1]
+            assert repeat["fact_kind"] == "order"
+            assert "48213" in repeat["value"]
+            assert flagged["body"]["transfer_id"] == offer["transfer_id"]
+            await visitor.quiet(0.3)
+            assert "handoff.repeat" not in kinds(visitor, cid)
+            # Flagged once per transfer, however often they repeat.
+            await visitor.message("ORD-48213!", conversation_id=cid)
+            await bob.quiet(0.5)
+            assert kinds(bob, cid).count("handoff.repeat") == 1
+            async with httpx.AsyncClient(base_url=server.http) as http:
+                report = await http.get(
+                    "/api/v1/reports/transfers", headers={"Authorization": f"Bearer {sue.token}"}
+                )
+            assert report.status_code == 200, report.text
+            body = report.json()
+            assert (body["total"], body["with_repeat"], body["repeat_share"]) == (1, 1, 1.0)
+            assert [(a["agent"]["name"], a["with_repeat"]) for a in body["by_agent"]] == [
+                ("Bob", 1)
+            ]
+        finally:
+            await server.stop()
