@@ -357,7 +357,11 @@ async def after_customer_message(
         .limit(policy.sentiment_window)
     )
     scorer = _scorer(session)
-    scores = [scorer.score(str(body.get("text", ""))) for body in reversed(list(texts))]
+    # Clamped as the summary clamps them: a plug-in scorer out of range must not skew the rule.
+    scores = [
+        max(-1.0, min(1.0, scorer.score(str(body.get("text", "")))))
+        for body in reversed(list(texts))
+    ]
     trigger = escalation_due(_facts(conversation, scores), _only(policy, SENTIMENT), now)
     if trigger is not None:
         escalated, _ = await escalate(

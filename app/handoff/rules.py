@@ -114,11 +114,13 @@ class ChatFacts:
     """What the rules read of one conversation. Datetimes are timezone-aware."""
 
     state: str  # "queued", "offline", "assigned" or "closed"
-    queued_at: datetime | None  # when it joined the queue (kept across a cold transfer)
+    queued_at: datetime | None  # when it last entered the queue (`waiting_since` in the store)
     assigned_at: datetime | None  # when the current agent got it
     transfer_count: int  # accepted and cold transfers so far
     escalated: bool
-    customer_scores: tuple[float, ...]  # lexicon scores of the customer's messages, oldest first
+    customer_scores: tuple[
+        float, ...
+    ]  # the scorer's marks of the customer's messages, oldest first
 
 
 @dataclass(frozen=True, slots=True)

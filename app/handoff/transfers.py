@@ -283,6 +283,9 @@ async def _move(
                 {"t": "offer_withdrawn", "offer_id": str(offer.id), "reason": "taken"},
             )
         )
+    # A chat cold-transferred and then taken by a supervisor before routing gave it to anyone:
+    # the cold transfer ends with them.
+    await transfers.settle_cold(session, conversation, agent.id, now=now)
     if transfer.to_skill_id is not None:
         # Transferred to another team: the chat needs their skill from now on.
         conversation.skill_id = transfer.to_skill_id

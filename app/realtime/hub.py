@@ -155,6 +155,7 @@ class Hub:
     async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         try:
             async with self.db.read() as session:
+                handoff_service.use_scorer(session, self.scorer)
                 return await work(session)
         except (OperationalError, DBAPIError, OSError, PoolTimeout) as exc:
             log.warning("database unavailable: %s", exc)

@@ -108,7 +108,7 @@ def _escalated(row: repository.EscalatedChat, now: datetime) -> EscalatedConvers
     assert conversation.escalated_at is not None  # noqa: S101 - the query selects only these
     waiting = None
     if conversation.state is ConversationState.QUEUED:
-        since = conversation.queued_at or conversation.created_at
+        since = conversation.waiting_since or conversation.queued_at or conversation.created_at
         waiting = max(0, int((now - since).total_seconds()))
     holder = None
     if conversation.state is ConversationState.ASSIGNED and conversation.agent_id is not None:
@@ -155,7 +155,9 @@ class SkillRow(BaseModel):
 
 
 class AgentRow(BaseModel):
-    agent: Ref | None = Field(description="The receiver; null only if their row was deleted.")
+    agent: Ref | None = Field(
+        description="The receiver; null for a cold transfer nobody has taken yet."
+    )
     transfers: int
     with_repeat: int
     repeat_share: float | None
