@@ -47,3 +47,7 @@ class TransferPending(Conflict):
 
 class TransferTargetUnavailable(Conflict):
     code = "transfer_target_unavailable"
+
+
+class AlreadyTaken(Conflict):
+    code = "already_taken"

@@ -114,7 +114,7 @@ def end(
     """
     transfer.state = state
     transfer.decided_at = now
-    transfer.reason = reason
+    transfer.reason = reason[:500]  # the column's size: a reason never fails the transaction
     body: dict[str, Any] = {"transfer_id": str(transfer.id), "reason": reason}
     if by is not None:
         body["agent"] = by

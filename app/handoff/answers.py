@@ -178,6 +178,7 @@ async def cancel(
     conversation = await chat_repository.get_for_update(session, seen.conversation_id)
     transfer = await transfers.pending_of(session, seen.conversation_id)
     if conversation is None or transfer is None or transfer.id != transfer_id:
+        await session.refresh(seen)  # its state now, not as first read
         state = seen.state.value
         raise TransferNotPending(
             f"This transfer is {state}.", transfer_id=str(transfer_id), state=state
@@ -201,35 +202,35 @@ async def cancel(
 async def expire_due(session: AsyncSession, *, now: datetime, limit: int = 100) -> Outcome:
     """End every pending transfer past its time; each chat stays where it was."""
     outcome = Outcome()
+    # Conversations first, as every path locks them, and those another node (or a frame
+    # handler) holds right now are skipped: they are looked at again within a second.
     due = await session.scalars(
-        select(Transfer.id, Transfer.conversation_id)
-        .where(Transfer.state == TransferState.PENDING, Transfer.expires_at <= now)
-        .order_by(Transfer.expires_at)
-        .limit(limit)
-    )
-    for transfer_id in list(due):
-        seen = await session.get(Transfer, transfer_id)
-        if seen is None:
-            continue
-        conversation = await chat_repository.get_for_update(session, seen.conversation_id)
-        transfer = await transfers.pending_of(session, seen.conversation_id)
-        if conversation is None or transfer is None or transfer.id != transfer_id:
-            continue
-        waited = (
-            0
-            if transfer.expires_at is None
-            else int((transfer.expires_at - transfer.created_at).total_seconds())
+        select(Conversation)
+        .where(
+            Conversation.id.in_(
+                select(Transfer.conversation_id).where(
+                    Transfer.state == TransferState.PENDING, Transfer.expires_at <= now
+                )
+            )
         )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    for conversation in list(due):
+        transfer = await transfers.pending_of(session, conversation.id)
+        if transfer is None or transfer.expires_at is None or transfer.expires_at > now:
+            continue
+        waited = int((transfer.expires_at - transfer.created_at).total_seconds())
         names = await _names(
             session, [r for r in transfer.receivers if r not in transfer.declined_by]
         )
-        who = ", ".join(names) or "nobody"
         events, notices = transfers.end(
             session,
             conversation,
             transfer,
             state=TransferState.EXPIRED,
-            reason=f"No answer from {who} within {waited} s.",
+            reason=f"No answer from {_who(names)} within {waited} s.",
             now=now,
             withdraw_reason="expired",
         )
@@ -237,6 +238,18 @@ async def expire_due(session: AsyncSession, *, now: datetime, limit: int = 100) 
         outcome.notices.extend(notices)
     await session.flush()
     return outcome
+
+
+NAMES_SHOWN = 3  # receivers named in an expiry's reason; more are counted
+
+
+def _who(names: list[str]) -> str:
+    """ "Sue", "Sue and Sam", "Sue, Sam and Lee", or "any of the 5 receivers"."""
+    if not names:
+        return "anybody"
+    if len(names) > NAMES_SHOWN:
+        return f"any of the {len(names)} receivers"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 async def _names(session: AsyncSession, agent_ids: Sequence[str]) -> list[str]:

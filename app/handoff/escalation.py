@@ -23,7 +23,7 @@ from app.chat import events as kinds
 from app.chat import repository as chat_repository
 from app.chat import service as chat_service
 from app.chat import transfers
-from app.chat.errors import ConversationNotFound, NotParticipant
+from app.chat.errors import AlreadyTaken, ConversationNotFound, NotParticipant
 from app.chat.log import append_event
 from app.chat.service import Actor, Outcome
 from app.handoff.rules import (
@@ -213,6 +213,19 @@ async def supervisor_take(
         )
     if conversation.agent_id == me.id and conversation.state is ConversationState.ASSIGNED:
         raise NotParticipant("You already hold this chat.", conversation_id=str(conversation_id))
+    holder = (
+        await session.get(Agent, conversation.agent_id)
+        if conversation.state is ConversationState.ASSIGNED and conversation.agent_id
+        else None
+    )
+    if holder is not None and holder.role in SUPERVISOR_ROLES:
+        # Another supervisor took it first (two takes at once, or a take after an accept):
+        # the second is told, not handed the chat over their colleague's head.
+        raise AlreadyTaken(
+            f"{holder.name} has this chat already.",
+            conversation_id=str(conversation_id),
+            agent={"id": str(holder.id), "name": holder.name},
+        )
     outcome = Outcome(conversation_id=conversation.id)
     pending = await transfers.pending_of(session, conversation.id)
     if (
@@ -394,16 +407,18 @@ async def watch_rules(
         )
     if not clauses:
         return Outcome()
+    # Locked here, skipping rows another node or a frame handler holds: they are looked at
+    # again within a second.
     due = await session.scalars(
-        select(Conversation.id)
+        select(Conversation)
         .where(Conversation.escalated_at.is_(None), or_(*clauses))
-        .order_by(Conversation.waiting_since)
         .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
     outcome = Outcome()
-    for conversation_id in list(due):
-        conversation = await chat_repository.get_for_update(session, conversation_id)
-        if conversation is None or conversation.escalated_at is not None:
+    for conversation in list(due):
+        if conversation.escalated_at is not None:
             continue
         trigger = escalation_due(_facts(conversation, ()), _only(policy, WAIT, HANDLE), now)
         if trigger is None:

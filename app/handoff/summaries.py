@@ -9,11 +9,13 @@ find as agents-only events. Runs inside the caller's unit of work and never comm
 from __future__ import annotations
 
 import importlib
+import logging
+import math
 import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
@@ -37,6 +39,7 @@ from app.store.models import (
     Conversation,
     ConversationEvent,
     ConversationState,
+    SenderType,
     Skill,
     Transfer,
     TransferState,
@@ -45,6 +48,8 @@ from app.store.models import (
 )
 
 # Earlier conversations of the visitor linked from a summary.
+log = logging.getLogger(__name__)
+
 EARLIER_LIMIT = 5
 # Customer messages after a transfer checked for a restatement: a repeat that late is a new
 # question, not the cost of a bad handoff.
@@ -73,7 +78,25 @@ def load_scorer(spec: str | None) -> Scorer:
     scorer = found() if isinstance(found, type) else found
     if not callable(getattr(scorer, "score", None)):
         raise ValueError(f"WARMLINE_SENTIMENT_SCORER={spec!r} has no score(text) method.")
-    return cast(Scorer, scorer)
+    return GuardedScorer(cast(Scorer, scorer))
+
+
+class GuardedScorer:
+    """A deployment's scorer that can never break a chat: a failure or a non-number scores
+    as neutral (0) and is logged; a mark out of range is clamped to [-1, 1]."""
+
+    def __init__(self, inner: Scorer) -> None:
+        self.inner = inner
+
+    def score(self, text: str) -> float:
+        try:
+            value = float(self.inner.score(text))
+        except Exception as exc:  # a deployment's plug-in may raise anything
+            log.warning("sentiment scorer failed (%r); scored as neutral", exc)
+            return 0.0
+        if math.isnan(value):
+            return 0.0
+        return max(-1.0, min(1.0, value))
 
 
 def use_scorer(session: AsyncSession, scorer: Scorer) -> None:
@@ -102,12 +125,13 @@ def _view(row: ConversationEvent) -> EventView:
     )
 
 
-async def _transcript(session: AsyncSession, conversation_id: uuid.UUID) -> list[EventView]:
-    rows = await session.scalars(
-        select(ConversationEvent)
-        .where(ConversationEvent.conversation_id == conversation_id)
-        .order_by(ConversationEvent.seq)
-    )
+async def _transcript(
+    session: AsyncSession, conversation_id: uuid.UUID, *, messages_only: bool = False
+) -> list[EventView]:
+    query = select(ConversationEvent).where(ConversationEvent.conversation_id == conversation_id)
+    if messages_only:
+        query = query.where(ConversationEvent.kind == kinds.MESSAGE)
+    rows = await session.scalars(query.order_by(ConversationEvent.seq))
     return [_view(row) for row in rows]
 
 
@@ -206,18 +230,25 @@ async def _check_repeat(
             Transfer.state == TransferState.ACCEPTED,
             Transfer.moved_seq.is_not(None),
         )
-        .order_by(Transfer.decided_at.desc())
+        .order_by(Transfer.moved_seq.desc())
         .limit(1)
     )
     if transfer is None or transfer.repeat_seq is not None or transfer.moved_seq is None:
         return Outcome()
-    events = await _transcript(session, conversation.id)
-    after = [
-        e for e in events
-        if e.seq > transfer.moved_seq and e.kind == kinds.MESSAGE and e.sender_type == "visitor"
-    ]  # fmt: skip
-    if len(after) > REPEAT_WINDOW:
+    # Counted in the store first: once the window has passed, nothing more is read.
+    said_after = await session.scalar(
+        select(func.count())
+        .select_from(ConversationEvent)
+        .where(
+            ConversationEvent.conversation_id == conversation.id,
+            ConversationEvent.seq > transfer.moved_seq,
+            ConversationEvent.kind == kinds.MESSAGE,
+            ConversationEvent.sender_type == SenderType.VISITOR,
+        )
+    )
+    if not said_after or said_after > REPEAT_WINDOW:
         return Outcome()
+    events = await _transcript(session, conversation.id, messages_only=True)
     settings = await routing_repository.routing_settings(session)
     found = repeats_after_transfer(
         events, transfer.moved_seq, catalogue=tuple(settings.product_catalogue or ())

@@ -397,6 +397,11 @@ class Connection:
         if conversation_id in self.live:
             return
         await self._listen(conversation_id)
+        if self._actor().is_agent and not await self._is_live(conversation_id):
+            # Its offer ended (or it moved on) while this socket subscribed: the withdrawal
+            # notice found nothing to undo, so it is undone here.
+            await self._unlisten(conversation_id)
+            return
         self.following.add(conversation_id)
         self.delivered.setdefault(conversation_id, 0)
         self._enqueue(("catchup", conversation_id))
@@ -613,16 +618,21 @@ class Connection:
                     self.following.discard(conversation_id)
                 return
 
-    async def _unfollow_unless_live(self, conversation_id: uuid.UUID) -> None:
+    async def _is_live(self, conversation_id: uuid.UUID) -> bool:
+        """Whether, in the store, this socket's actor is part of the conversation now (holds
+        it, or is offered its pending transfer)."""
         actor = self._actor()
 
-        async def still_mine(session: AsyncSession) -> bool:
+        async def live(session: AsyncSession) -> bool:
             conversation = await chat_repository.get(session, conversation_id)
             return conversation is not None and await chat_service.is_live(
                 session, actor=actor, conversation=conversation
             )
 
-        if conversation_id in self.live and not await self.hub.read(still_mine):
+        return await self.hub.read(live)
+
+    async def _unfollow_unless_live(self, conversation_id: uuid.UUID) -> None:
+        if conversation_id in self.live and not await self._is_live(conversation_id):
             # Whatever is queued for it is still sent up to now; nothing after.
             self._enqueue(("unfollow", conversation_id))
 
@@ -633,23 +643,17 @@ class Connection:
         replay of a chat that came back to them later), so the store decides."""
         actor = self._actor()
         kind = wire["kind"]
-        if kind == kinds.CLOSED:
-            await self._stop_following(conversation_id)
-        elif (
-            kind == kinds.AGENT_LEFT
-            and actor.is_agent
-            and wire["sender"]["id"] == str(actor.id)
+        if kind == kinds.CLOSED or (
+            actor.is_agent
             and conversation_id in self.live  # a replay-only conversation runs to its end
+            and (
+                (kind == kinds.AGENT_LEFT and wire["sender"]["id"] == str(actor.id))
+                # A transfer ended: a receiver who did not get the chat stops reading it.
+                or kind in TRANSFER_ENDS
+            )
+            and not await self._is_live(conversation_id)
         ):
-
-            async def still_mine(session: AsyncSession) -> bool:
-                conversation = await chat_repository.get(session, conversation_id)
-                return conversation is not None and await chat_service.is_live(
-                    session, actor=actor, conversation=conversation
-                )
-
-            if not await self.hub.read(still_mine):
-                await self._stop_following(conversation_id)
+            await self._stop_following(conversation_id)
 
     async def _stop_following(self, conversation_id: uuid.UUID) -> None:
         # The cursor stays: if the conversation comes back, delivery resumes after it.
@@ -763,7 +767,7 @@ class Connection:
 
         async def work(session: AsyncSession) -> Outcome:
             skill_id = await _skill_id(session, frame.skill) if frame.skill else None
-            outcome = await chat_service.send_message(
+            return await chat_service.send_message(
                 session,
                 actor=actor,
                 conversation_id=frame.conversation_id,
@@ -774,18 +778,6 @@ class Connection:
                 page_url=frame.page_url,
                 offers=self.hub.offers,
             )
-            if actor.kind is SenderType.VISITOR and outcome.ack and not outcome.ack.duplicate:
-                # An escalation it asks for, a mood it reveals, a fact it repeats.
-                outcome.merge(
-                    await handoff_service.after_customer_message(
-                        session,
-                        conversation_id=outcome.ack.conversation_id,
-                        text=frame.text,
-                        now=now,
-                        ttl=self.hub.transfer_ttl,
-                    )
-                )
-            return outcome
 
         outcome = await self.hub.unit(work)
         ack = outcome.ack
@@ -810,6 +802,34 @@ class Connection:
                 await self.follow(ack.conversation_id)
             except BusUnavailable:
                 log.warning("could not follow a new conversation; the bus reconnect will resync")
+        if actor.kind is SenderType.VISITOR and not ack.duplicate:
+            await self._after_customer_message(ack.conversation_id, frame.text)
+
+    async def _after_customer_message(self, conversation_id: uuid.UUID, text: str) -> None:
+        """What a customer's message may set off (an escalation it asks for, a mood it reveals,
+        a fact it repeats after a transfer), in its own unit of work once the message is stored
+        and acked: nothing here can hold up or undo the message."""
+        now = self.hub.clock()
+
+        async def work(session: AsyncSession) -> Outcome:
+            return await handoff_service.after_customer_message(
+                session,
+                conversation_id=conversation_id,
+                text=text,
+                now=now,
+                ttl=self.hub.transfer_ttl,
+            )
+
+        try:
+            outcome = await self.hub.unit(work)
+        except ServiceUnavailable:
+            log.warning("escalation and repeat checks skipped for a message: database unavailable")
+            return
+        except Exception:
+            # The message is stored and acked: its sender is not answered with this failure.
+            log.exception("escalation and repeat checks failed for a message")
+            return
+        await self.hub.publish(outcome)
 
     async def _on_typing(self, frame: p.Typing) -> None:
         actor = self._actor()
@@ -979,6 +999,16 @@ class Connection:
             # The writer owns the cursor; a resume may move it back (a client lost its copy).
             seq = min(conversations[conversation_id], last_seq)
             self._enqueue(("rewind", conversation_id, seq))
+
+
+TRANSFER_ENDS = frozenset(
+    {
+        kinds.TRANSFER_ACCEPTED,
+        kinds.TRANSFER_DECLINED,
+        kinds.TRANSFER_EXPIRED,
+        kinds.TRANSFER_CANCELLED,
+    }
+)
 
 
 class _Internal(WarmlineError):

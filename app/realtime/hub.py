@@ -32,7 +32,7 @@ from app.chat import upkeep
 from app.chat.events import StoredEvent
 from app.chat.service import Outcome
 from app.config import Settings
-from app.errors import InvalidData, ServiceUnavailable
+from app.errors import InvalidData, ServiceUnavailable, WarmlineError
 from app.handoff import service as handoff_service
 from app.handoff import summarizer
 from app.routing import presence
@@ -142,6 +142,8 @@ class Hub:
                 # fault, not an outage; retrying would never help.
                 raise InvalidData("The database refused a value in this request.") from exc
             except (OperationalError, DBAPIError, OSError, PoolTimeout) as exc:
+                if _is_data_error(exc):
+                    raise InvalidData("The database refused a value in this request.") from exc
                 if _is_retryable_race(exc) and attempt < UNIT_OF_WORK_TRIES:
                     log.info("unit of work hit a lock conflict; retrying (attempt %d)", attempt)
                     await asyncio.sleep(0.01 * attempt)
@@ -398,6 +400,11 @@ class Hub:
                 outcome = await self.unit(work)
             except ServiceUnavailable:
                 return
+            except WarmlineError:
+                # One job's failure (a bug, or a value the database refused) must not stop the
+                # others: each is independent and runs again next second.
+                log.exception("timer job %s failed", work.__name__)
+                continue
             await self.publish(outcome)
 
     async def expire_offers(self) -> None:
@@ -449,6 +456,13 @@ class Hub:
         await self.publish(outcome)
         await self.reconcile()
         self.queue_moved()  # estimates age with time and capacity even when nothing moved
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """A value the database refused (SQLSTATE class 22: too long, out of range, bad text),
+    which asyncpg reports as a plain DBAPIError: the input's fault, never an outage."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 def _is_retryable_race(exc: BaseException) -> bool:

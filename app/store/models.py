@@ -359,7 +359,13 @@ class Conversation(Base):
         Index("ix_conversations_agent_state", "agent_id", "state"),
         Index("ix_conversations_next_step", "state", "next_step_at"),
         Index("ix_conversations_awaiting_reply", "state", "awaiting_reply_since"),
-        Index("ix_conversations_escalated", "escalated_at"),
+        # Few rows are escalated: the supervisors' list reads a small partial index.
+        Index(
+            "ix_conversations_escalated",
+            "escalated_at",
+            postgresql_where=text("escalated_at IS NOT NULL"),
+            sqlite_where=text("escalated_at IS NOT NULL"),
+        ),
         # Assigned means someone holds it; queued means nobody does. A closed conversation keeps
         # the agent who last held it, for transcripts and reports.
         CheckConstraint(
@@ -465,6 +471,14 @@ class Transfer(Base):
     __table_args__ = (
         Index("ix_transfers_state_expires", "state", "expires_at"),
         Index("ix_transfers_state_decided", "state", "decided_at"),
+        # At most one pending transfer per chat, whatever races the code loses.
+        Index(
+            "uq_transfers_one_pending",
+            "conversation_id",
+            unique=True,
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

@@ -13,6 +13,7 @@ Create Date: 2026-12-03 15:30:00
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -47,6 +48,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('repeat_seq', sa.BigInteger(), nullable=True))
         batch_op.create_index('ix_transfers_state_expires', ['state', 'expires_at'], unique=False)
         batch_op.create_index('ix_transfers_state_decided', ['state', 'decided_at'], unique=False)
+        batch_op.create_index('uq_transfers_one_pending', ['conversation_id'], unique=True, postgresql_where=sa.text("state = 'pending'"), sqlite_where=sa.text("state = 'pending'"))
         batch_op.create_foreign_key(batch_op.f('fk_transfers_accepted_by_agents'), 'agents', ['accepted_by'], ['id'], ondelete='SET NULL')
         batch_op.create_foreign_key(batch_op.f('fk_transfers_skill_id_skills'), 'skills', ['skill_id'], ['id'], ondelete='SET NULL')
 
@@ -55,7 +57,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('escalation_reason', sa.String(length=500), nullable=True))
         batch_op.add_column(sa.Column('transfer_count', sa.Integer(), server_default=sa.text('0'), nullable=False))
         batch_op.add_column(sa.Column('waiting_since', sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index('ix_conversations_escalated', ['escalated_at'], unique=False)
+        batch_op.create_index('ix_conversations_escalated', ['escalated_at'], unique=False, postgresql_where=sa.text('escalated_at IS NOT NULL'), sqlite_where=sa.text('escalated_at IS NOT NULL'))
 
     with op.batch_alter_table('routing_settings', schema=None) as batch_op:
         batch_op.add_column(sa.Column('escalation_phrases', JSON_TYPE, server_default=sa.text("'[]'"), nullable=False))
@@ -73,8 +75,10 @@ def upgrade() -> None:
         sa.column('escalate_after_transfers', sa.Integer()),
         sa.column('escalate_sentiment_below', sa.Float()),
     )
-    # Chats queued now have been waiting since they were queued.
-    op.execute("UPDATE conversations SET waiting_since = queued_at WHERE state = 'queued'")
+    # The wait rule's clock starts now for chats already queued: switching the rules on must not
+    # escalate every chat of a live deployment at the first tick.
+    conversations = sa.table('conversations', sa.column('state', sa.String()), sa.column('waiting_since', sa.DateTime(timezone=True)))
+    op.execute(conversations.update().where(conversations.c.state == 'queued').values(waiting_since=datetime.now(UTC)))
     op.execute(
         settings.update().values(
             escalation_phrases=DEFAULT_PHRASES,
@@ -107,6 +111,7 @@ def downgrade() -> None:
     with op.batch_alter_table('transfers', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_transfers_skill_id_skills'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('fk_transfers_accepted_by_agents'), type_='foreignkey')
+        batch_op.drop_index('uq_transfers_one_pending')
         batch_op.drop_index('ix_transfers_state_decided')
         batch_op.drop_index('ix_transfers_state_expires')
         for column in (

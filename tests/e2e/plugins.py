@@ -28,3 +28,10 @@ class MehScorer:
 
     def score(self, text: str) -> float:
         return -1.0 if "meh" in text.lower() else 0.0
+
+
+class FailingScorer:
+    """A scorer whose model server is down."""
+
+    def score(self, text: str) -> float:
+        raise TimeoutError("sentiment model unreachable")

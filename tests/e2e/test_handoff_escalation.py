@@ -552,3 +552,48 @@ class TestDeclinedAndRefused:
             visitor_sees_no_internals(visitor, cid)
         finally:
             await server.stop()
+
+
+class TestReviewRegressions:
+    async def test_many_long_named_supervisors_and_two_takes(self, backend: Backend) -> None:
+        """An escalation offered to five supervisors with the longest names allowed expires
+        like any other (its reason fits; the timers keep running: a later transfer expires
+        too); and when two supervisors take one chat, the second is told it is taken."""
+        server = await Server(
+            backend, transfer_timeout="1", heartbeat_interval="0.5", heartbeat_timeout="5"
+        ).start()
+        try:
+            ann = await online(server, backend, "Ann", skills={"billing": 5})
+            long_names = [f"{letter * 120} Supervisor"[:128] for letter in "VWXYZ"]
+            bosses = [
+                await online(server, backend, name, role=Role.SUPERVISOR, capacity=0)
+                for name in long_names
+            ]
+            _, cid = await chat_with(server, ann)
+            await ann.send({"type": "escalate", "conversation_id": cid})
+            tid = (await ann.next("transfer_started"))["transfer_id"]
+            result = await ann.next("transfer_result", transfer_id=tid)
+            assert result["state"] == "expired"
+            assert result["reason"] == "No answer from any of the 5 receivers within 1 s."
+            for boss in bosses:
+                assert (await boss.next("transfer_withdrawn", transfer_id=tid))["reason"] == (
+                    "expired"
+                )
+            # The timers still run: a warm transfer made after it expires on time.
+            _, second = await chat_with(server, ann, INVOICE_TEXT, name="Bea")
+            bob = await online(server, backend, "Bob", skills={"billing": 3})
+            await ann.send(
+                {"type": "transfer", "conversation_id": second, "to": {"agent_id": agent_id(bob)}}
+            )
+            warm = (await ann.next("transfer_started"))["transfer_id"]
+            assert (await ann.next("transfer_result", transfer_id=warm))["state"] == "expired"
+            # Two supervisors take the escalated chat: the first gets it, the second is told.
+            first, second_boss = bosses[0], bosses[1]
+            await first.send({"type": "take", "conversation_id": cid})
+            await first.next("taken", conversation_id=cid)
+            await second_boss.send({"type": "take", "conversation_id": cid})
+            refused = await second_boss.next("error")
+            assert refused["code"] == "already_taken"
+            assert refused["details"]["agent"]["name"] == long_names[0]
+        finally:
+            await server.stop()

@@ -104,3 +104,19 @@ class TestOwnScorer:
             assert offer["mode"] == "escalation"
         finally:
             await server.stop()
+
+    async def test_a_failing_scorer_never_costs_a_message(self, backend: Backend) -> None:
+        """The visitor's messages are stored, acked and delivered whatever the scorer does;
+        its failures are logged and read as neutral, so nothing escalates on them."""
+        server = await Server(backend, sentiment_scorer="tests.e2e.plugins:FailingScorer").start()
+        try:
+            ann, _bob, visitor, cid = await two_agents(server, backend)
+            for text in ("This is awful", "Still awful", "Terrible, just terrible"):
+                ack = await visitor.message(text, conversation_id=cid)
+                said = await ann.event("message", conversation_id=cid, seq=ack["seq"])
+                assert said["body"]["text"] == text
+            await ann.quiet(0.5)
+            assert "conversation.escalated" not in [e["kind"] for e in ann.events[cid]]
+        finally:
+            await server.stop()
+        assert any("sentiment scorer failed" in line for line in server.output)
