@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.store.db import Database
-from app.store.models import ConversationEvent, Role, Visibility
+from app.store.models import ConversationEvent, Role, RoutingSettings, Visibility
 from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
 
@@ -34,10 +34,11 @@ FIRST_MESSAGE = "I was charged twice for order ORD-48213 and I want a refund."
 
 
 @contextlib.asynccontextmanager
-async def two_nodes(backend: Backend) -> AsyncIterator[tuple[Server, Server]]:
+async def two_nodes(backend: Backend, **settings: str) -> AsyncIterator[tuple[Server, Server]]:
     """node-1 and node-2 on one backend, started together, both stopped afterwards (each
     fails the test if it logged an error)."""
-    nodes = [Server(backend, node_name=f"node-{n}", **NODE_SETTINGS) for n in (1, 2)]
+    options = {**NODE_SETTINGS, **settings}
+    nodes = [Server(backend, node_name=f"node-{n}", **options) for n in (1, 2)]
     started = await asyncio.gather(*(n.start() for n in nodes), return_exceptions=True)
     try:
         for result in started:
@@ -464,3 +465,54 @@ class TestColdCancelAndEscalationAcrossNodes:
             for visitor, cid in ((ada, first), (bea, second)):
                 await visitor.quiet(0.3)
                 await assert_saw_exactly_the_store(backend, cid, visitor.events[cid])
+
+
+class TestExpiryAndRuleAcrossNodes:
+    async def test_expired_transfer_and_escalation_by_rule(self, postgres_backend: Backend) -> None:
+        """Ann (node 1) offers a chat to Bob (node 2), who lets it lapse: it expires back to
+        her, whichever node's timer expires it. Then, with every transfer over the limit
+        escalating, Bob accepts her next transfer and the chat escalates by rule to the
+        supervisor on node 1."""
+        backend = postgres_backend
+        db = Database(backend.database_url)
+        try:
+            async with db.write() as session:
+                await session.execute(
+                    update(RoutingSettings)
+                    .where(RoutingSettings.id == 1)
+                    .values(escalate_after_transfers=0)
+                )
+        finally:
+            await db.dispose()
+        async with two_nodes(backend, transfer_timeout="2") as (one, two):
+            ann, ada, cid = await held_chat(one, backend)
+            bob = await agent_on(two, backend, "Bob", skills={"billing": 2})
+            await ann.send(
+                {"type": "transfer", "conversation_id": cid, "to": {"agent_id": sender_id(bob)}}
+            )
+            tid = (await ann.next("transfer_started"))["transfer_id"]
+            await bob.next("transfer_offer", transfer_id=tid)
+            withdrawn = await bob.next("transfer_withdrawn", transfer_id=tid)
+            assert withdrawn["reason"] == "expired"
+            result = await ann.next("transfer_result", transfer_id=tid)
+            assert (result["state"], result["reason"]) == (
+                "expired",
+                "No answer from Bob within 2 s.",
+            )
+            await ann.message("Still here, Ada.", conversation_id=cid)
+            await ada.event("message", conversation_id=cid, body={"text": "Still here, Ada."})
+
+            sue = await agent_on(one, backend, "Sue", role=Role.SUPERVISOR, capacity=0)
+            await ann.send(
+                {"type": "transfer", "conversation_id": cid, "to": {"agent_id": sender_id(bob)}}
+            )
+            offer = await bob.next("transfer_offer")
+            await bob.send({"type": "transfer_accept", "transfer_id": offer["transfer_id"]})
+            await bob.next("transfer_accepted")
+            escalated = await bob.event("conversation.escalated", conversation_id=cid)
+            assert (escalated["body"]["by"], escalated["body"]["rule"]) == ("rule", "transfers")
+            escalation = await sue.next("transfer_offer")
+            assert escalation["mode"] == "escalation"
+            assert escalation["from_agent"]["name"] == "Bob"
+            await ada.quiet(0.3)
+            await assert_saw_exactly_the_store(backend, cid, ada.events[cid])
