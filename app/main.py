@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from app import __version__
+from app import __version__, web
 from app.api import errors as api_errors
 from app.api.v1 import admin_agents as admin_agents_api
 from app.api.v1 import admin_routing as admin_routing_api
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     api_errors.install(app)
     _include_routers(app)
+    web.install(app)  # the visitor widget at /widget/ and its demo page at /demo
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

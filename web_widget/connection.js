@@ -1,0 +1,247 @@
+// The visitor's line to the server: session token, WebSocket (protocol v1, docs/protocol.md),
+// resume by seq, heartbeats, reconnects with backoff, and an outbox of unacked messages.
+// Renders nothing: it reports frames and its state to the handlers it was given.
+//
+// Rules kept here (docs/widget.md#resilience):
+// - token, current conversation and the outbox live in localStorage, so a reload or another
+//   page of the site carries on the same conversation and sends what was not acked yet;
+// - a message keeps its client_msg_id until it is acked: resending it after a reconnect is
+//   harmless (the server stores it once), so nothing is lost and nothing is sent twice;
+// - events are deduplicated by (conversation, seq); a new page asks for the log from seq 0.
+
+const BACKOFF_FIRST = 500; // ms; doubled per failed attempt, as docs/protocol.md suggests
+const BACKOFF_MAX = 30000;
+const RETRY_LATER = new Set(["unavailable", "internal_error"]);
+const GIVE_UP = new Set([4002, 4003]); // hello refused or origin not allowed: retrying is pointless
+const RETRY_DELAY = 3000; // ms before resending a message the server could not store just now
+
+export class Connection {
+  constructor(server, handlers) {
+    this.server = server;
+    this.on = handlers; // {frame(f), state(s)}
+    this.key = "warmline:" + server;
+    this.data = load(this.key);
+    this.lastSeq = {}; // conversation id -> highest seq shown on this page
+    this.ws = null;
+    this.ready = false;
+    this.attempt = 0;
+    this.timer = 0;
+    this.state = "idle";
+    this.heard = 0;
+    this.timeout = 25000;
+    addEventListener("online", () => this.token && !this.ready && this.now());
+    addEventListener("offline", () => this.drop());
+    addEventListener("storage", (e) => e.key === this.key && (this.data = load(this.key)));
+  }
+
+  get token() {
+    return this.data.token;
+  }
+
+  get conversation() {
+    return this.data.conv || null;
+  }
+
+  set conversation(id) {
+    this.data.conv = id;
+    this.save();
+  }
+
+  get outbox() {
+    return this.data.outbox;
+  }
+
+  save() {
+    try {
+      localStorage.setItem(this.key, JSON.stringify(this.data));
+    } catch {
+      // storage full or blocked (private mode): the chat works, it just will not survive a reload
+    }
+  }
+
+  remember(key, value) {
+    this.data[key] = value;
+    this.save();
+  }
+
+  async startSession(profile) {
+    const body = { ...profile };
+    if (this.token) body.token = this.token;
+    let res = await this.post(body);
+    if (res.status === 401 && body.token) {
+      // the server no longer knows this visitor: start afresh, keeping what they typed
+      delete body.token;
+      this.data.conv = null;
+      res = await this.post(body);
+    }
+    if (!res.ok) throw new Error("session " + res.status);
+    const session = await res.json();
+    this.data.token = session.token;
+    this.data.profile = profile;
+    if (session.conversation) this.data.conv = session.conversation.id;
+    this.save();
+  }
+
+  post(body) {
+    return fetch(this.server + "/api/v1/visitor/sessions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  }
+
+  setState(state) {
+    if (state !== this.state) this.on.state((this.state = state));
+  }
+
+  connect() {
+    clearTimeout(this.timer);
+    if (this.ws || !this.token) return;
+    this.setState(this.wasOnline ? "reconnecting" : "connecting");
+    const ws = new WebSocket(this.server.replace(/^http/, "ws") + "/ws/v1/visitor");
+    this.ws = ws;
+    this.ready = false;
+    ws.onopen = () => {
+      const resume = {};
+      if (this.conversation) resume[this.conversation] = this.lastSeq[this.conversation] || 0;
+      ws.send(JSON.stringify({ type: "hello", token: this.token, resume }));
+    };
+    ws.onmessage = (m) => ws === this.ws && this.receive(JSON.parse(m.data));
+    ws.onclose = (e) => ws === this.ws && this.closed(e.code);
+  }
+
+  // The network is back: try at once rather than at the end of the backoff.
+  now() {
+    this.attempt = 0;
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close();
+    this.connect();
+  }
+
+  // Forget the socket at once (the network is gone) and try again when it is back.
+  drop() {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null;
+    this.ready = false;
+    ws.close();
+    this.closed(1006);
+  }
+
+  closed(code) {
+    this.ws = null;
+    this.ready = false;
+    clearInterval(this.watch);
+    if (GIVE_UP.has(code)) return this.setState("failed");
+    if (code === 4001) {
+      // token refused: a new visitor session with the same profile, then carry on
+      this.data.token = null;
+      this.data.conv = null;
+      this.save();
+      this.startSession(this.data.profile || {}).then(
+        () => this.connect(),
+        () => this.retry(),
+      );
+      return;
+    }
+    this.retry();
+  }
+
+  retry() {
+    this.setState("reconnecting");
+    // While the browser says it is offline, only a slow probe (its "online" event calls now());
+    // onLine can be wrong in odd network setups, so it never stops us for good.
+    const delay = navigator.onLine === false ? BACKOFF_MAX : Math.min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** this.attempt++);
+    this.timer = setTimeout(() => this.connect(), delay * (0.5 + Math.random() / 2));
+  }
+
+  receive(f) {
+    this.heard = Date.now();
+    if (f.type === "ping") return this.raw({ type: "pong" });
+    if (f.type === "welcome") {
+      this.ready = this.wasOnline = true;
+      this.attempt = 0;
+      this.timeout = (f.heartbeat_timeout || 25) * 1000;
+      clearInterval(this.watch);
+      // Nothing heard for a whole heartbeat timeout: the socket is dead even if not closed.
+      this.watch = setInterval(() => Date.now() - this.heard > this.timeout && this.drop(), 2000);
+      this.setState("online");
+      this.on.frame(f);
+      for (const m of this.outbox) this.raw(m);
+      return;
+    }
+    if (f.type === "event") {
+      // A visitor socket only ever gets this visitor's conversations: one it has not seen
+      // is new (opened by this tab, by another tab, or after the last one closed).
+      if (f.conversation_id !== this.conversation && (f.seq === 1 || !this.conversation))
+        this.conversation = f.conversation_id;
+      const last = this.lastSeq[f.conversation_id] || 0;
+      if (f.seq <= last) return;
+      this.lastSeq[f.conversation_id] = f.seq;
+    } else if (f.type === "ack") {
+      this.data.outbox = this.outbox.filter((m) => m.client_msg_id !== f.client_msg_id);
+      if (f.conversation_id !== this.conversation) this.data.conv = f.conversation_id;
+      this.save();
+    } else if (f.type === "error" && f.ref) {
+      this.refused(f);
+    } else if (f.type === "error" && f.code === "conversation_not_found") {
+      if (f.details?.conversation_id === this.conversation) this.conversation = null;
+    }
+    this.on.frame(f);
+  }
+
+  // A message the server did not store: fix what can be fixed and resend, else give it up.
+  refused(f) {
+    const m = this.outbox.find((o) => o.client_msg_id === f.ref);
+    if (!m) return;
+    if (f.details?.field === "skill" && m.skill) {
+      delete m.skill; // the topic's skill does not exist on this server: any agent will do
+    } else if (f.code === "conversation_closed" && m.conversation_id) {
+      delete m.conversation_id; // closed meanwhile: this message opens a new conversation
+    } else if (RETRY_LATER.has(f.code)) {
+      setTimeout(() => this.outbox.includes(m) && this.raw(m), RETRY_DELAY);
+      return;
+    } else {
+      this.data.outbox = this.outbox.filter((o) => o !== m);
+      this.save();
+      f.failed = true;
+      return;
+    }
+    this.save();
+    this.raw(m);
+  }
+
+  raw(frame) {
+    if (this.ws && this.ready) this.ws.send(JSON.stringify(frame));
+  }
+
+  // Queue a chat message; it is sent now if the socket is up, and after every reconnect
+  // until it is acked.
+  message(text, extra) {
+    const m = { type: "message", client_msg_id: uuid(), text, ...extra };
+    this.outbox.push(m);
+    this.save();
+    this.raw(m);
+    return m;
+  }
+}
+
+function load(key) {
+  let data = {};
+  try {
+    data = JSON.parse(localStorage.getItem(key)) || {};
+  } catch {
+    // unreadable: start afresh
+  }
+  data.outbox = Array.isArray(data.outbox) ? data.outbox : [];
+  return data;
+}
+
+function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  // randomUUID needs a secure context; plain http on a LAN address has none
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) =>
+    b.toString(16).padStart(2, "0"),
+  ).join("");
+}

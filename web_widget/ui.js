@@ -1,0 +1,231 @@
+// The widget's DOM, inside its shadow root. Builds elements with DOM APIs and sets every
+// piece of text with textContent (links through links.js): nothing here parses HTML.
+
+import { richText } from "./links.js";
+
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== false && v != null) node.setAttribute(k, v === true ? "" : v);
+  }
+  node.append(...children.filter(Boolean));
+  return node;
+}
+
+function icon(d) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", d);
+  svg.append(path);
+  return svg;
+}
+
+const BUBBLE = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
+const SEND = "M3 20.5 21 12 3 3.5 3 10l12 2-12 2z";
+const TICKS = { sending: "…", sent: "✓", read: "✓✓", failed: "!" };
+
+export class View {
+  constructor(root, cfg, t) {
+    this.t = t;
+    this.cfg = cfg;
+    const c = cfg;
+    this.badge = el("span", { class: "badge", "aria-hidden": "true", hidden: true });
+    this.launcher = el(
+      "button",
+      { class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "wl-panel" },
+      icon(BUBBLE),
+      this.badge,
+    );
+    this.avatar = el("span", { class: "avatar", "aria-hidden": "true" });
+    this.title = el("h2", { class: "title", text: t("title") });
+    this.sub = el("p", { class: "sub", text: t("online") });
+    this.closeBtn = el("button", { class: "x", type: "button", "aria-label": t("close"), text: "×" });
+    this.banner = el("p", { class: "banner", role: "status", hidden: true });
+    this.log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-label": t("title") });
+    this.queue = el("p", { class: "note live", role: "status", hidden: true });
+    this.typing = el("p", { class: "typing", hidden: true });
+    this.scroll = el(
+      "div",
+      { class: "scroll" },
+      c.greeting && el("p", { class: "greeting", text: c.greeting }),
+      this.log,
+      this.queue,
+      this.typing,
+    );
+    this.prechat = this.buildPrechat();
+    this.input = el("textarea", {
+      id: "wl-msg",
+      rows: "1",
+      maxlength: "4000",
+      placeholder: t("placeholder"),
+    });
+    this.composer = el(
+      "form",
+      { class: "composer" },
+      el("label", { class: "sr", for: "wl-msg", text: t("message") }),
+      this.input,
+      el("button", { class: "send", type: "submit", "aria-label": t("send") }, icon(SEND)),
+    );
+    this.panel = el(
+      "section",
+      { class: "panel", id: "wl-panel", role: "dialog", "aria-label": t("title"), hidden: true },
+      el(
+        "header",
+        {},
+        this.avatar,
+        el("div", { class: "heading" }, this.title, this.sub),
+        this.closeBtn,
+      ),
+      this.banner,
+      this.scroll,
+      this.prechat,
+      this.composer,
+    );
+    this.wrap = el("div", { class: `wl ${c.position}`, hidden: true }, this.panel, this.launcher);
+    if (c.color) {
+      this.wrap.style.setProperty("--wl-accent", c.color);
+      this.wrap.style.setProperty("--wl-on-accent", readableOn(c.color));
+    }
+    root.append(this.wrap);
+    this.setUnread(0);
+  }
+
+  buildPrechat() {
+    const t = this.t;
+    const fields = [];
+    const field = (name, label, input) =>
+      el("label", { class: "field" }, el("span", { text: label }), input);
+    if (this.cfg.prechat.includes("name"))
+      fields.push(field("name", t("name"), el("input", { name: "name", required: true, autocomplete: "name", maxlength: "128" })));
+    if (this.cfg.prechat.includes("email"))
+      fields.push(field("email", t("email"), el("input", { name: "email", type: "email", autocomplete: "email", maxlength: "254" })));
+    if (this.cfg.prechat.includes("topic") && this.cfg.topics.length) {
+      const select = el("select", { name: "topic", required: true });
+      select.append(el("option", { value: "", text: t("topicChoose") }));
+      for (const [slug, label] of this.cfg.topics) select.append(el("option", { value: slug, text: label }));
+      fields.push(field("topic", t("topic"), select));
+    }
+    this.prechatError = el("p", { class: "error", role: "alert", hidden: true });
+    return el(
+      "form",
+      { class: "prechat", hidden: true },
+      el("p", { text: t("prechatIntro") }),
+      ...fields,
+      this.prechatError,
+      el("button", { class: "primary", type: "submit", text: t("start") }),
+    );
+  }
+
+  setOpen(open) {
+    this.panel.hidden = !open;
+    this.launcher.setAttribute("aria-expanded", String(open));
+    this.wrap.classList.toggle("open", open);
+    this.setUnread(this.unread);
+  }
+
+  setUnread(n) {
+    this.unread = n;
+    this.badge.hidden = !n;
+    this.badge.textContent = n > 9 ? "9+" : String(n);
+    const open = !this.panel.hidden;
+    this.launcher.setAttribute("aria-label", open ? this.t("close") : n ? this.t("openUnread", { n }) : this.t("open"));
+  }
+
+  showPrechat(on) {
+    this.prechat.hidden = !on;
+    this.composer.hidden = on;
+    this.scroll.classList.toggle("short", on);
+  }
+
+  setBanner(text) {
+    this.banner.hidden = !text;
+    this.banner.textContent = text || "";
+  }
+
+  setAgent(agent) {
+    this.title.textContent = agent ? agent.name || this.t("agent") : this.t("title");
+    this.avatar.replaceChildren();
+    const src = agent?.avatar_url;
+    if (src && /^https?:\/\//i.test(src)) this.avatar.append(el("img", { src, alt: "" }));
+    else if (agent?.name) this.avatar.textContent = agent.name.trim()[0].toUpperCase();
+    this.avatar.classList.toggle("on", !!agent);
+  }
+
+  // One log row per event, kept in seq order; rows still waiting for their seq stay last.
+  place(row, seq) {
+    if (seq != null) row.dataset.seq = seq;
+    let before = null;
+    for (const other of this.log.children) {
+      if (other === row || other.dataset.old) continue;
+      const s = other.dataset.seq;
+      if (s === undefined || (seq != null && Number(s) > seq)) {
+        before = other;
+        break;
+      }
+    }
+    if (seq == null) before = null;
+    this.log.insertBefore(row, before);
+    this.toBottom();
+  }
+
+  message({ mine, who, text, seq, state, time, cmid }) {
+    const row = el(
+      "li",
+      { class: `row ${mine ? "me" : "them"}`, title: time || false },
+      !mine && who && el("span", { class: "who", text: who }),
+      el("p", { class: "bubble" }, richText(text)),
+    );
+    if (cmid) row.dataset.cmid = cmid;
+    if (mine) row.append(el("span", { class: "tick" }));
+    this.place(row, seq);
+    if (mine) this.tick(row, state);
+    return row;
+  }
+
+  tick(row, state) {
+    row.dataset.state = state;
+    const tick = row.querySelector(".tick");
+    tick.replaceChildren(
+      el("span", { "aria-hidden": "true", text: TICKS[state] }),
+      el("span", { class: "sr", text: this.t(state === "failed" ? "failedSend" : state) }),
+    );
+  }
+
+  notice(text, seq) {
+    this.place(el("li", { class: "note", text }), seq);
+  }
+
+  setQueue(text) {
+    this.queue.hidden = !text;
+    this.queue.textContent = text || "";
+    this.toBottom();
+  }
+
+  setTyping(text) {
+    this.typing.hidden = !text;
+    this.typing.textContent = text || "";
+    this.toBottom();
+  }
+
+  toBottom() {
+    this.scroll.scrollTop = this.scroll.scrollHeight;
+  }
+}
+
+// Black or white text, whichever reads better on the site's accent colour (WCAG luminance).
+function readableOn(color) {
+  const probe = document.createElement("canvas").getContext("2d");
+  if (!probe) return "#fff";
+  probe.fillStyle = color;
+  const hex = probe.fillStyle; // normalised to #rrggbb
+  const [r, g, b] = [1, 3, 5].map((i) => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.35 ? "#111" : "#fff";
+}

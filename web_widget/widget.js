@@ -1,0 +1,49 @@
+// Warmline visitor widget loader: one <script type="module"> tag on the host page.
+//
+//   <script type="module" src="https://chat.example.com/widget/widget.js"
+//           data-color="#4f46e5" data-position="right" data-greeting="Hi! How can we help?"
+//           data-lang="en" data-prechat="name,email,topic" data-topics="billing:Billing"></script>
+//
+// Everything is drawn inside a shadow root on one <warmline-chat> element, so the page's CSS
+// cannot restyle the widget and the widget's CSS cannot touch the page. docs/widget.md.
+
+import { Chat } from "./chat.js";
+import { strings } from "./strings.js";
+
+const here = new URL(import.meta.url);
+const tag = [...document.querySelectorAll("script[src]")].find((s) => s.src === here.href);
+const data = tag?.dataset || {};
+
+function list(value, fallback) {
+  return (value ?? fallback).split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+const cfg = {
+  server: (data.server || new URL("..", here).href).replace(/\/+$/, ""),
+  color: data.color && CSS.supports("color", data.color) ? data.color : "",
+  position: data.position === "left" ? "left" : "right",
+  greeting: data.greeting || "",
+  lang: data.lang || document.documentElement.lang || "en",
+  prechat: list(data.prechat, "name,email"),
+  topics: list(data.topics, "").map((pair) => {
+    const [slug, label] = pair.split(":");
+    return [slug.trim(), (label || slug).trim()];
+  }),
+};
+
+function mount() {
+  if (document.querySelector("warmline-chat")) return; // the tag was included twice
+  const host = document.createElement("warmline-chat");
+  const root = host.attachShadow({ mode: "open" });
+  const css = document.createElement("link");
+  css.rel = "stylesheet";
+  css.href = new URL("widget.css", here).href;
+  root.append(css);
+  document.body.append(host);
+  const chat = new Chat(root, cfg, strings(cfg.lang));
+  // shown once styled, so the page never flashes an unstyled widget
+  css.onload = css.onerror = () => (chat.view.wrap.hidden = false);
+}
+
+if (document.body) mount();
+else addEventListener("DOMContentLoaded", mount);
