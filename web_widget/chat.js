@@ -132,7 +132,7 @@ export class Chat {
   state(s) {
     const t = this.t;
     this.view.setBanner(s === "reconnecting" ? t("reconnecting") : s === "failed" ? t("failed") : "");
-    this.view.sub.textContent = s === "connecting" ? t("connecting") : t("online");
+    this.view.setSub(s === "connecting");
     this.view.wrap.dataset.connection = s;
   }
 

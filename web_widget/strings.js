@@ -7,6 +7,7 @@ const TABLES = {
     openUnread: "Open chat, {n} unread",
     close: "Close chat",
     online: "We usually answer in a few minutes",
+    helping: "Here to help you",
     connecting: "Connecting…",
     reconnecting: "Reconnecting… your messages will be sent when we are back.",
     failed: "The chat is unavailable on this page.",

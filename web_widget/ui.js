@@ -147,7 +147,13 @@ export class View {
     this.banner.textContent = text || "";
   }
 
+  setSub(connecting) {
+    this.sub.textContent = this.t(connecting ? "connecting" : this.agent ? "helping" : "online");
+  }
+
   setAgent(agent) {
+    this.agent = agent;
+    this.setSub(false);
     this.title.textContent = agent ? agent.name || this.t("agent") : this.t("title");
     this.avatar.replaceChildren();
     const src = agent?.avatar_url;
