@@ -23,6 +23,7 @@ from app.api.v1 import admin_skills as admin_skills_api
 from app.api.v1 import auth as auth_api
 from app.api.v1 import conversations as conversations_api
 from app.api.v1 import handoff as handoff_api
+from app.api.v1 import visitor_conversations as visitor_conversations_api
 from app.api.v1 import visitors as visitors_api
 from app.bus.base import BusUnavailable, create_bus
 from app.config import Settings
@@ -38,6 +39,7 @@ def _include_routers(app: FastAPI) -> None:
     for router in (
         auth_api.router,
         visitors_api.router,
+        visitor_conversations_api.router,
         conversations_api.router,
         admin_skills_api.router,
         admin_agents_api.router,

@@ -17,7 +17,7 @@ from app.auth.errors import InvalidToken
 from app.config import Settings
 from app.errors import InvalidData, ServiceUnavailable
 from app.store.db import Database
-from app.store.models import Agent
+from app.store.models import Agent, Visitor
 
 _bearer = HTTPBearer(auto_error=False, description="An agent session token from /api/v1/auth/login")
 
@@ -64,3 +64,12 @@ async def get_current_agent(session: SessionDep, credentials: BearerDep, now: No
 
 
 CurrentAgent = Annotated[Agent, Depends(get_current_agent)]
+
+
+async def get_current_visitor(session: SessionDep, credentials: BearerDep, now: NowDep) -> Visitor:
+    if credentials is None:
+        raise InvalidToken("Send the visitor token as `Authorization: Bearer <token>`.")
+    return await auth_service.authenticate_visitor(session, token=credentials.credentials, now=now)
+
+
+CurrentVisitor = Annotated[Visitor, Depends(get_current_visitor)]

@@ -43,6 +43,7 @@ SUMMARY = "handoff.summary"
 SUMMARY_EXTRA = "handoff.summary_extra"
 ESCALATED = "conversation.escalated"
 REPEAT = "handoff.repeat"
+RATED = "conversation.rated"  # the visitor rated the closed chat (CSAT 1-5)
 
 
 def iso(value: datetime) -> str:

@@ -373,6 +373,7 @@ class Conversation(Base):
             " AND (state <> 'queued' OR agent_id IS NULL)",
             name="owner_matches_state",
         ),
+        CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating_range"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -413,6 +414,10 @@ class Conversation(Base):
     # When it last entered the queue (`queued_at` keeps its place in line across re-queues):
     # the escalation rule on waiting counts from here.
     waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The visitor's satisfaction rating once the chat closed (CSAT, 1-5) and their comment.
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConversationEvent(Base):
