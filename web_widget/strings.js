@@ -37,15 +37,118 @@ const TABLES = {
     transfer: "{agent} joined and has your conversation so far.",
     left: "{agent} left the chat.",
     handedOver: "{agent} handed your chat over.",
-    closed: "The chat has ended. Write again to start a new one.",
+    closed: "The chat has ended.",
     typing: "{agent} is typing…",
     agent: "Agent",
+    offlineAsk: "Leave your email and a message: we will reply by email.",
+    offlineAskKnown: "Leave a message: we will reply by email to {email}.",
+    yourEmail: "Your email",
+    offlineMessage: "Message",
+    offlineSend: "Send message",
+    badEmail: "Please enter a valid email address, like name@example.com.",
+    emptyMessage: "Please write a message.",
+    offlineFailed: "We could not send this just now. Please try again.",
+    offlineThanks: "Thank you! We will reply by email to {email}.",
+    rateAsk: "How was this chat?",
+    rate: "{n} — {label}",
+    rate1: "Very unhappy",
+    rate2: "Unhappy",
+    rate3: "Neutral",
+    rate4: "Happy",
+    rate5: "Very happy",
+    comment: "Comment (optional)",
+    rateSend: "Send rating",
+    rateChoose: "Please choose a rating from 1 to 5.",
+    rateThanks: "Thank you for your feedback!",
+    rating_closed: "This chat can no longer be rated: it ended more than 7 days ago.",
+    not_closed: "This chat is still open; rate it once it has ended.",
+    rateFailed: "We could not save your rating. Please try again.",
+    transcript: "Download transcript",
+    transcriptFailed: "We could not download the transcript. Please try again.",
+    newChat: "Start a new chat",
+  },
+  fr: {
+    title: "Discutons",
+    open: "Ouvrir la discussion",
+    openUnread: "Ouvrir la discussion, {n} non lus",
+    close: "Fermer la discussion",
+    online: "Nous répondons en général en quelques minutes",
+    helping: "À votre écoute",
+    connecting: "Connexion…",
+    reconnecting: "Reconnexion… vos messages partiront dès le retour de la connexion.",
+    failed: "La discussion n’est pas disponible sur cette page.",
+    prechatIntro: "Présentez-vous en quelques mots et nous trouverons la bonne personne.",
+    name: "Nom",
+    email: "E-mail",
+    topic: "Sujet",
+    topicChoose: "Choisissez un sujet",
+    start: "Commencer",
+    startFailed: "Impossible de commencer la discussion. Vérifiez les champs et réessayez.",
+    message: "Votre message",
+    placeholder: "Écrivez un message…",
+    send: "Envoyer",
+    you: "Vous",
+    sending: "Envoi",
+    sent: "Envoyé",
+    read: "Lu",
+    failedSend: "Non envoyé",
+    queued: "Vous êtes numéro {n} dans la file, environ {m} min.",
+    queuedNext: "Vous êtes le prochain dans la file, environ {m} min.",
+    queuedNoEstimate: "Vous êtes numéro {n} dans la file. Nous répondrons dès que quelqu’un sera libre.",
+    requeued: "Vous êtes de retour dans la file ; la prochaine personne libre prendra la suite.",
+    offline: "Personne n’est disponible pour le moment. Laissez un message et nous vous recontacterons.",
+    offlineUntil: "Nous sommes fermés jusqu’au {time}. Laissez un message et nous vous recontacterons.",
+    joined: "{agent} a rejoint la discussion.",
+    transferSkill: "{agent} ({skill}) a rejoint la discussion et connaît votre échange.",
+    transfer: "{agent} a rejoint la discussion et connaît votre échange.",
+    left: "{agent} a quitté la discussion.",
+    handedOver: "{agent} a transmis votre discussion.",
+    closed: "La discussion est terminée.",
+    typing: "{agent} écrit…",
+    agent: "Conseiller",
+    offlineAsk: "Laissez votre e-mail et un message : nous vous répondrons par e-mail.",
+    offlineAskKnown: "Laissez un message : nous vous répondrons par e-mail à {email}.",
+    yourEmail: "Votre e-mail",
+    offlineMessage: "Message",
+    offlineSend: "Envoyer le message",
+    badEmail: "Saisissez une adresse e-mail valide, par exemple nom@exemple.fr.",
+    emptyMessage: "Écrivez un message.",
+    offlineFailed: "L’envoi a échoué. Réessayez.",
+    offlineThanks: "Merci ! Nous vous répondrons par e-mail à {email}.",
+    rateAsk: "Comment s’est passée cette discussion ?",
+    rate1: "Très insatisfait",
+    rate2: "Insatisfait",
+    rate3: "Neutre",
+    rate4: "Satisfait",
+    rate5: "Très satisfait",
+    comment: "Commentaire (facultatif)",
+    rateSend: "Envoyer la note",
+    rateChoose: "Choisissez une note de 1 à 5.",
+    rateThanks: "Merci pour votre avis !",
+    rating_closed: "Cette discussion ne peut plus être notée : elle s’est terminée il y a plus de 7 jours.",
+    not_closed: "Cette discussion est encore ouverte ; notez-la une fois terminée.",
+    rateFailed: "Votre note n’a pas pu être enregistrée. Réessayez.",
+    transcript: "Télécharger la transcription",
+    transcriptFailed: "Le téléchargement a échoué. Réessayez.",
+    newChat: "Nouvelle discussion",
   },
 };
 
+const primary = (tag) => String(tag || "").toLowerCase().split("-")[0];
+
+// The first of these language tags we have a table for, else English.
+export function pick(...tags) {
+  return tags.flat().map(primary).find((l) => TABLES[l]) || "en";
+}
+
+// t(key, vars) for one language; t.lang is its code and t.locale the locale to format dates
+// in: the browser's own (fr-CA, en-GB…) when it speaks that language, else the language.
 export function strings(lang) {
   const base = TABLES.en;
-  const chosen = TABLES[(lang || "en").toLowerCase().split("-")[0]] || base;
-  return (key, vars = {}) =>
+  const chosen = TABLES[lang] || base;
+  const t = (key, vars = {}) =>
     (chosen[key] ?? base[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+  t.lang = lang;
+  t.locale = primary(navigator.language) === lang ? navigator.language : lang;
+  return t;
 }

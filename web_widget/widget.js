@@ -8,7 +8,7 @@
 // cannot restyle the widget and the widget's CSS cannot touch the page. docs/widget.md.
 
 import { Chat } from "./chat.js";
-import { strings } from "./strings.js";
+import { pick, strings } from "./strings.js";
 
 const here = new URL(import.meta.url);
 const tag = [...document.querySelectorAll("script[src]")].find((s) => s.src === here.href);
@@ -23,7 +23,8 @@ const cfg = {
   color: data.color && CSS.supports("color", data.color) ? data.color : "",
   position: data.position === "left" ? "left" : "right",
   greeting: data.greeting || "",
-  lang: data.lang || document.documentElement.lang || "en",
+  // the tag's language; else the visitor's browser languages, then the page's; else English
+  lang: pick(data.lang || [], navigator.languages || navigator.language || [], document.documentElement.lang),
   prechat: list(data.prechat, "name,email"),
   topics: list(data.topics, "").map((pair) => {
     const [slug, label] = pair.split(":");
