@@ -2,12 +2,13 @@
 // View calls, and the visitor's actions (open, pre-chat, typing, send) into frames.
 
 import { Connection } from "./connection.js";
-import { View } from "./ui.js";
+import { el, View } from "./ui.js";
 
 const TYPING_EVERY = 3000; // ms between our "start" frames while the visitor keeps typing
 const TYPING_IDLE = 2500; // ms without a keystroke before we send "stop"
 const TYPING_EXPIRES = 6000; // ms after which the agent's indicator goes even without a "stop"
 const REQUEUED = new Set(["agent_disconnected", "agent_deactivated", "unanswered", "transferred"]);
+const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
 
 export class Chat {
   constructor(root, cfg, t) {
@@ -47,6 +48,16 @@ export class Chat {
       }
     });
     v.input.addEventListener("input", () => this.typed());
+    v.offline.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.leaveMessage();
+    });
+    v.csat.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.rate();
+    });
+    v.download.addEventListener("click", () => this.transcript());
+    v.restart.addEventListener("click", () => this.restart());
     document.addEventListener("visibilitychange", () => this.markRead());
   }
 
@@ -59,8 +70,122 @@ export class Chat {
     v.setOpen(open);
     if (!open) return v.launcher.focus();
     v.showPrechat(this.needsPrechat);
-    (this.needsPrechat ? v.prechat.querySelector("input,select") : v.input)?.focus();
+    this.focus(this.needsPrechat ? v.prechat : null);
     this.markRead();
+  }
+
+  // Focus the first field of what the panel shows now (a form, else the composer).
+  focus(form) {
+    const v = this.view;
+    form ||= [v.after, v.offline].find((f) => !f.hidden);
+    const first = form && [...form.querySelectorAll("input,select,textarea,button")].find((x) => x.offsetParent);
+    (first || v.input).focus();
+  }
+
+  // Focus had been in the composer, which is now hidden: move it to what replaced it.
+  refocus() {
+    const v = this.view;
+    const inside = v.input.getRootNode().activeElement;
+    if (!v.panel.hidden && (inside === v.input || (!inside && document.activeElement === document.body))) this.focus();
+  }
+
+  get email() {
+    return this.conn.data.profile?.email;
+  }
+
+  // The conversation is (or is no longer) offline: the form to leave an email and a message,
+  // or, once they did, what we will do with it.
+  setOffline(on) {
+    const v = this.view;
+    const left = on && this.conn.data.left === this.conn.conversation;
+    v.showOffline(on && !left, this.email);
+    if (left || this.thanked) v.setQueue(left ? this.t("offlineThanks", { email: this.email }) : "");
+    this.thanked = left;
+    if (on) this.refocus();
+  }
+
+  async leaveMessage() {
+    const v = this.view;
+    const t = this.t;
+    const conv = this.conn.conversation;
+    const known = this.email;
+    const email = known || v.offlineEmail.value.trim();
+    const text = v.offlineText.value.trim();
+    const bad = !known && !EMAIL.test(email);
+    v.offlineEmail.toggleAttribute("aria-invalid", bad);
+    if (bad || (known && !text)) {
+      v.setError(v.offlineError, t(bad ? "badEmail" : "emptyMessage"));
+      return (bad ? v.offlineEmail : v.offlineText).focus();
+    }
+    if (!known) {
+      try {
+        // a resumed session replaces the visitor's stored email (docs/api.md#visitor-sessions)
+        await this.conn.startSession({ ...this.conn.data.profile, email });
+      } catch (err) {
+        v.setError(v.offlineError, t(/422/.test(err.message) ? "badEmail" : "offlineFailed"));
+        return;
+      }
+    }
+    v.setError(v.offlineError, "");
+    if (text) this.pending(this.conn.message(text, { conversation_id: conv }));
+    v.offlineText.value = "";
+    this.conn.remember("left", conv);
+    this.setOffline(true);
+    v.input.focus();
+  }
+
+  async rate() {
+    const v = this.view;
+    const t = this.t;
+    const score = v.scored;
+    if (!score) return v.setError(v.rateError, t("rateChoose"));
+    v.setError(v.rateError, "");
+    let code = "rateFailed";
+    try {
+      const res = await this.conn.api("PUT", this.ended + "/rating", { score, comment: v.comment.value.trim() || null });
+      if (res.ok) {
+        this.conn.remember("rated", this.ended);
+        v.showAfter(true, true);
+        return v.download.focus();
+      }
+      const c = (await res.json()).code;
+      if (c === "rating_closed" || c === "not_closed") code = c;
+    } catch {
+      // network down or an unreadable answer: the generic message
+    }
+    v.setError(v.rateError, t(code));
+  }
+
+  async transcript() {
+    const v = this.view;
+    v.setError(v.afterError, "");
+    try {
+      const res = await this.conn.api("GET", this.ended + "/transcript?format=text");
+      if (!res.ok) throw new Error(res.status);
+      const cd = res.headers.get("Content-Disposition") || ""; // readable cross-origin only if exposed
+      const name = /filename="([^"]+)"/.exec(cd)?.[1] || "chat.txt";
+      const url = URL.createObjectURL(await res.blob());
+      const a = el("a", { href: url, download: name, hidden: true });
+      v.wrap.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch {
+      v.setError(v.afterError, this.t("transcriptFailed"));
+    }
+  }
+
+  // Forget the closed conversation: the next message opens a new one.
+  restart() {
+    const v = this.view;
+    this.conn.conversation = null;
+    this.closed = false;
+    this.ended = null;
+    v.showAfter(false);
+    v.log.replaceChildren();
+    this.rows.clear();
+    v.setQueue("");
+    v.input.focus();
   }
 
   async startFromForm() {
@@ -145,6 +270,7 @@ export class Chat {
           this.read(c.agent_read_seq);
           this.sentRead = Math.max(this.sentRead, c.visitor_read_seq);
           if (c.agent && c.state === "assigned") this.view.setAgent(c.agent);
+          this.setOffline(c.state === "offline");
         }
         return;
       }
@@ -219,11 +345,16 @@ export class Chat {
         return;
       }
       case "conversation.queued":
+        this.setOffline(false);
         if (REQUEUED.has(b.reason)) v.notice(t("requeued"), e.seq);
         return;
-      case "conversation.offline":
-        return v.notice(b.opens_at ? t("offlineUntil", { time: new Date(b.opens_at).toLocaleString() }) : t("offline"), e.seq);
+      case "conversation.offline": {
+        const when = { weekday: "long", day: "numeric", month: "long", hour: "numeric", minute: "2-digit" };
+        v.notice(b.opens_at ? t("offlineUntil", { time: new Date(b.opens_at).toLocaleString(t.locale, when) }) : t("offline"), e.seq);
+        return this.setOffline(true);
+      }
       case "agent.joined": {
+        this.setOffline(false);
         v.setQueue("");
         v.setAgent(b.agent);
         const agent = agentName(b.agent);
@@ -235,10 +366,16 @@ export class Chat {
         return v.notice(t(b.reason === "transferred" ? "handedOver" : "left", { agent: agentName(b.agent) }), e.seq);
       case "conversation.closed":
         this.closed = true;
+        this.ended = e.conversation_id;
+        this.setOffline(false);
         v.setQueue("");
         v.setTyping("");
         v.setAgent(null);
-        return v.notice(t("closed"), e.seq);
+        v.notice(t("closed"), e.seq);
+        v.showAfter(true, this.conn.data.rated === this.ended);
+        return this.refocus();
+      case "conversation.rated":
+        return this.closed && v.showAfter(true, true);
     }
   }
 

@@ -90,6 +90,17 @@ export class Connection {
     });
   }
 
+  // The visitor's own conversation over REST (docs/api.md#visitor-conversations).
+  api(method, path, body) {
+    const headers = { Authorization: "Bearer " + this.token };
+    if (body) headers["Content-Type"] = "application/json";
+    return fetch(this.server + "/api/v1/visitor/conversations/" + path, {
+      method,
+      headers,
+      body: body && JSON.stringify(body),
+    });
+  }
+
   setState(state) {
     if (state !== this.state) this.on.state((this.state = state));
   }

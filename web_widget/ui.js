@@ -84,9 +84,11 @@ export class View {
       this.banner,
       this.scroll,
       this.prechat,
+      this.offline = this.buildOffline(),
+      this.after = this.buildAfter(),
       this.composer,
     );
-    this.wrap = el("div", { class: `wl ${c.position}`, hidden: true }, this.panel, this.launcher);
+    this.wrap = el("div", { class: `wl ${c.position}`, lang: t.lang, hidden: true }, this.panel, this.launcher);
     if (c.color) {
       this.wrap.style.setProperty("--wl-accent", c.color);
       this.wrap.style.setProperty("--wl-on-accent", readableOn(c.color));
@@ -119,6 +121,104 @@ export class View {
       this.prechatError,
       el("button", { class: "primary", type: "submit", text: t("start") }),
     );
+  }
+
+  // While the chat is offline: email (unless known) and a message, instead of the composer.
+  buildOffline() {
+    const t = this.t;
+    this.offlineLead = el("p", { class: "lead" });
+    this.offlineEmail = el("input", { name: "email", type: "email", autocomplete: "email", maxlength: "254" });
+    this.offlineText = el("textarea", { name: "message", rows: "3", maxlength: "4000" });
+    this.offlineError = el("p", { class: "error", role: "alert", hidden: true });
+    return el(
+      "form",
+      { class: "prechat offline", novalidate: true, hidden: true },
+      this.offlineLead,
+      (this.offlineEmailField = el("label", { class: "field" }, el("span", { text: t("yourEmail") }), this.offlineEmail)),
+      el("label", { class: "field" }, el("span", { text: t("offlineMessage") }), this.offlineText),
+      this.offlineError,
+      el("button", { class: "primary", type: "submit", text: t("offlineSend") }),
+    );
+  }
+
+  showOffline(on, email) {
+    this.offline.hidden = !on;
+    this.composer.hidden = on || !this.after.hidden;
+    this.scroll.classList.toggle("short", on);
+    if (!on) return;
+    this.offlineEmailField.hidden = !!email;
+    this.offlineEmail.required = !email;
+    this.offlineLead.textContent = this.t(email ? "offlineAskKnown" : "offlineAsk", { email });
+  }
+
+  // After the close: a CSAT rating, the transcript, and a way to start again.
+  buildAfter() {
+    const t = this.t;
+    this.stars = [1, 2, 3, 4, 5].map((n) =>
+      el("button", {
+        type: "button",
+        class: "score",
+        "aria-pressed": "false",
+        "aria-label": t("rate", { n, label: t("rate" + n) }),
+        title: t("rate" + n),
+        text: String(n),
+        onclick: () => this.score(n),
+        onkeydown: (e) => {
+          const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
+          if (!step) return;
+          e.preventDefault();
+          this.stars[Math.min(4, Math.max(0, n - 1 + step))].focus();
+        },
+      }),
+    );
+    this.comment = el("textarea", { id: "wl-comment", name: "comment", rows: "2", maxlength: "1000" });
+    this.rateError = el("p", { class: "error", role: "alert", hidden: true });
+    this.csat = el(
+      "form",
+      { class: "csat" },
+      el("p", { class: "lead", id: "wl-rate", text: t("rateAsk") }),
+      el("div", { class: "scale", role: "group", "aria-labelledby": "wl-rate" }, ...this.stars),
+      el("p", { class: "ends", "aria-hidden": "true" }, el("span", { text: t("rate1") }), el("span", { text: t("rate5") })),
+      el("label", { class: "field" }, el("span", { text: t("comment") }), this.comment),
+      this.rateError,
+      el("button", { class: "primary", type: "submit", text: t("rateSend") }),
+    );
+    this.thanks = el("p", { class: "thanks", role: "status", hidden: true });
+    this.afterError = el("p", { class: "error", role: "alert", hidden: true });
+    this.download = el("button", { class: "secondary", type: "button", text: t("transcript") });
+    this.restart = el("button", { class: "secondary", type: "button", text: t("newChat") });
+    return el(
+      "div",
+      { class: "prechat after", hidden: true },
+      this.csat,
+      this.thanks,
+      this.afterError,
+      el("div", { class: "actions" }, this.download, this.restart),
+    );
+  }
+
+  score(n) {
+    this.scored = n;
+    this.stars.forEach((b, i) => b.setAttribute("aria-pressed", String(i + 1 === n)));
+    this.rateError.hidden = true;
+  }
+
+  showAfter(on, rated) {
+    this.after.hidden = !on;
+    this.composer.hidden = on || !this.offline.hidden;
+    this.scroll.classList.toggle("short", on);
+    this.csat.hidden = !!rated;
+    this.thanks.hidden = !rated;
+    this.thanks.textContent = rated ? this.t("rateThanks") : "";
+    if (on) return;
+    this.score(0);
+    this.comment.value = "";
+    this.rateError.hidden = this.afterError.hidden = true;
+  }
+
+  setError(p, text) {
+    p.hidden = !text;
+    p.textContent = text || "";
   }
 
   setOpen(open) {
