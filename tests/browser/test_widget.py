@@ -7,12 +7,18 @@ subprocess and plays the agent's side with the e2e harness's `Client`. Docs: doc
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, Route, expect
+from sqlalchemy import select
 
+from app.store.db import Database
+from app.store.models import Conversation, ConversationEvent, Visitor
 from tests.browser.widget import Widget
 from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
@@ -46,6 +52,28 @@ async def agent(server: Server, name: str, **skills: int) -> Client:
     )
     await client.connect()
     return client
+
+
+async def rows(server: Server, statement: Any) -> list[Any]:
+    """What the server stored, read straight from its database."""
+    db = Database(server.backend.database_url)
+    try:
+        async with db.read() as session:
+            return list((await session.execute(statement)).all())
+    finally:
+        await db.dispose()
+
+
+async def with_tag(page: Page, server: Server, old: str, new: str) -> None:
+    """Serve the demo page with its widget tag edited (e.g. another data-lang)."""
+
+    async def edit(route: Route) -> None:
+        response = await route.fetch()
+        html = await response.text()
+        assert old in html
+        await route.fulfill(response=response, body=html.replace(old, new))
+
+    await page.route(f"{server.http}/demo", edit)
 
 
 class TestWidget:
@@ -110,9 +138,7 @@ class TestWidget:
         await expect(widget.badge).to_be_hidden()
 
         await dana.send({"type": "close", "conversation_id": conversation})
-        await expect(widget.notes.last).to_have_text(
-            "The chat has ended. Write again to start a new one."
-        )
+        await expect(widget.notes.last).to_have_text("The chat has ended.")
         await expect(widget.bubbles).to_have_text(
             ["I was charged twice", re.compile("^Sorry!"), "Thanks!", "Anything else?"]
         )
@@ -250,3 +276,130 @@ class TestWidget:
         assert float(styles["greetingLine"].removesuffix("px")) < 25  # not the page's 2.2em
         host_paragraph = widget.page.locator("footer p.launcher")
         assert await host_paragraph.evaluate("p => getComputedStyle(p).position") == "static"
+
+    async def test_csat_transcript_and_a_new_chat(self, widget: Widget, server: Server) -> None:
+        """After the agent closes: a rating chosen by keyboard, an error shown clearly, the
+        rating stored; the transcript downloaded as a text file; a new chat opens a new
+        conversation."""
+        dana = await agent(server, "Dana")
+        await widget.start(topic="billing")
+        await widget.send("Where is my parcel?")
+        conversation = (await dana.event("agent.joined"))["conversation_id"]
+        await dana.message("It left the depot this morning.", conversation_id=conversation)
+        await expect(widget.bubbles.last).to_have_text("It left the depot this morning.")
+        await dana.send({"type": "close", "conversation_id": conversation})
+
+        await expect(widget.notes.last).to_have_text("The chat has ended.")
+        await expect(widget.input).to_be_hidden()
+        page = widget.page
+        one = page.get_by_role("button", name="1 — Very unhappy")
+        four = page.get_by_role("button", name="4 — Happy")
+        await expect(one).to_be_focused()  # focus left the hidden composer for the rating
+        send = page.get_by_role("button", name="Send rating")
+        await send.click()
+        alert = widget.panel.locator(".csat [role=alert]")
+        await expect(alert).to_have_text("Please choose a rating from 1 to 5.")
+        await one.focus()
+        for _ in range(3):
+            await page.keyboard.press("ArrowRight")
+        await expect(four).to_be_focused()
+        await page.keyboard.press("Space")
+        await expect(four).to_have_attribute("aria-pressed", "true")
+        await expect(one).to_have_attribute("aria-pressed", "false")
+        await page.get_by_label("Comment (optional)").fill("  Quick, thanks  ")
+
+        rating_url = f"{server.http}/api/v1/visitor/conversations/{conversation}/rating"
+        problem = '{"code": "rating_closed", "status": 409}'
+        await page.route(rating_url, lambda route: route.fulfill(status=409, body=problem))
+        await send.click()
+        await expect(alert).to_have_text(re.compile("^This chat can no longer be rated"))
+        await page.unroute(rating_url)
+        await send.click()
+        await expect(widget.panel.locator(".thanks")).to_have_text("Thank you for your feedback!")
+        assert await rows(
+            server,
+            select(Conversation.rating, Conversation.rating_comment).where(
+                Conversation.id == uuid.UUID(conversation)
+            ),
+        ) == [(4, "Quick, thanks")]
+
+        async with page.expect_download() as download_info:
+            await page.get_by_role("button", name="Download transcript").click()
+        download = await download_info.value
+        assert re.fullmatch(r"chat-\d{4}-\d{2}-\d{2}\.txt", download.suggested_filename)
+        text = Path(await download.path()).read_text()
+        assert "You: Where is my parcel?" in text
+        assert "Dana: It left the depot this morning." in text
+        assert "Rated 4 out of 5." in text
+
+        await page.get_by_role("button", name="Start a new chat").click()
+        await expect(widget.input).to_be_focused()
+        await expect(widget.panel.locator(".log > *")).to_have_count(0)
+        await widget.send("One more thing")
+        again = await dana.event("message", body={"text": "One more thing"})
+        assert again["conversation_id"] != conversation
+        await expect(widget.mine("One more thing")).to_have_attribute("data-state", "sent")
+
+    async def test_offline_form_takes_the_email_and_the_message(
+        self, widget: Widget, server: Server
+    ) -> None:
+        """Nobody online: the chat goes offline; the form insists on a valid email, stores it on
+        the visitor, sends the message, and says where the answer will go."""
+        await widget.open()
+        page = widget.page
+        await page.get_by_label("Name", exact=True).fill("Ada")
+        await page.get_by_label("Topic").select_option("billing")
+        await page.get_by_role("button", name="Start chat").click()
+        await widget.send("Is the pebble lamp in stock?")
+        await expect(widget.notes).to_have_text(
+            ["Nobody is available right now. Leave a message and we will get back to you."]
+        )
+        email = page.get_by_label("Your email")
+        await expect(email).to_be_focused()
+        await expect(widget.input).to_be_hidden()
+        await email.fill("ada@example")
+        await page.get_by_label("Message", exact=True).fill("Please answer by email.")
+        await page.get_by_role("button", name="Send message").click()
+        await expect(widget.panel.locator(".offline [role=alert]")).to_have_text(
+            re.compile("^Please enter a valid email address")
+        )
+        await expect(email).to_have_attribute("aria-invalid", "")
+        await email.fill("ada@example.com")
+        await page.get_by_role("button", name="Send message").click()
+
+        await expect(widget.queue).to_have_text(
+            "Thank you! We will reply by email to ada@example.com."
+        )
+        await expect(widget.mine("Please answer by email.")).to_have_attribute("data-state", "sent")
+        await expect(widget.input).to_be_focused()
+        assert await rows(server, select(Visitor.name, Visitor.email)) == [
+            ("Ada", "ada@example.com")
+        ]
+        texts = await rows(
+            server,
+            select(ConversationEvent.body)
+            .where(ConversationEvent.kind == "message")
+            .order_by(ConversationEvent.seq),
+        )
+        assert [body["text"] for (body,) in texts] == [
+            "Is the pebble lamp in stock?",
+            "Please answer by email.",
+        ]
+
+    async def test_french(self, browser: Browser, server: Server) -> None:
+        """`data-lang="fr"` shows the French table; without data-lang the browser's language
+        chooses it."""
+        for tag, locale in (('data-lang="fr"', "en-US"), ("", "fr-CA")):
+            context = await browser.new_context(locale=locale)
+            page = await context.new_page()
+            await with_tag(page, server, 'data-lang="en"', tag)
+            await page.goto(f"{server.http}/demo")
+            widget = Widget(context, page, server)
+            await expect(widget.launcher).to_have_attribute("aria-label", "Ouvrir la discussion")
+            await widget.open()
+            await expect(widget.title).to_have_text("Discutons")
+            await expect(page.get_by_label("Nom", exact=True)).to_be_visible()
+            await expect(page.get_by_role("button", name="Commencer")).to_be_visible()
+            await expect(widget.panel).not_to_contain_text("Start chat")
+            assert await page.locator("warmline-chat .wl").get_attribute("lang") == "fr"
+            await widget.close()

@@ -29,7 +29,7 @@ class Widget:
         self.banner = root.locator(".banner")
         self.queue = root.locator(".note.live")
         self.typing = root.locator(".typing")
-        self.input = page.get_by_label("Your message")
+        self.input = page.get_by_label("Your message", exact=True)
         self.rows = root.locator(".log .row")
         self.bubbles = root.locator(".log .row .bubble")
         self.notes = root.locator(".log .note")
@@ -52,8 +52,8 @@ class Widget:
     async def start(self, *, name: str = "Ada", topic: str = "billing") -> None:
         """Open the widget and fill in the pre-chat form."""
         await self.open()
-        await self.page.get_by_label("Name").fill(name)
-        await self.page.get_by_label("Email").fill(f"{name.lower()}@example.com")
+        await self.page.get_by_label("Name", exact=True).fill(name)
+        await self.page.get_by_label("Email", exact=True).fill(f"{name.lower()}@example.com")
         await self.page.get_by_label("Topic").select_option(topic)
         await self.page.get_by_role("button", name="Start chat").click()
         await expect(self.input).to_be_focused()
