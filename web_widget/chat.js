@@ -349,7 +349,7 @@ export class Chat {
         if (REQUEUED.has(b.reason)) v.notice(t("requeued"), e.seq);
         return;
       case "conversation.offline": {
-        const when = { weekday: "long", day: "numeric", month: "long", hour: "numeric", minute: "2-digit" };
+        const when = { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" };
         v.notice(b.opens_at ? t("offlineUntil", { time: new Date(b.opens_at).toLocaleString(t.locale, when) }) : t("offline"), e.seq);
         return this.setOffline(true);
       }

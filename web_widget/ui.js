@@ -144,7 +144,7 @@ export class View {
   showOffline(on, email) {
     this.offline.hidden = !on;
     this.composer.hidden = on || !this.after.hidden;
-    this.scroll.classList.toggle("short", on);
+    this.toBottom();
     if (!on) return;
     this.offlineEmailField.hidden = !!email;
     this.offlineEmail.required = !email;
@@ -206,7 +206,7 @@ export class View {
   showAfter(on, rated) {
     this.after.hidden = !on;
     this.composer.hidden = on || !this.offline.hidden;
-    this.scroll.classList.toggle("short", on);
+    this.toBottom();
     this.csat.hidden = !!rated;
     this.thanks.hidden = !rated;
     this.thanks.textContent = rated ? this.t("rateThanks") : "";
