@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, Route, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from app.store.db import Database
@@ -64,16 +64,18 @@ async def rows(server: Server, statement: Any) -> list[Any]:
         await db.dispose()
 
 
-async def with_tag(page: Page, server: Server, old: str, new: str) -> None:
-    """Serve the demo page with its widget tag edited (e.g. another data-lang)."""
+async def with_lang(page: Page, lang: str | None) -> None:
+    """Load the demo page with another `data-lang` on its widget tag (None: without one).
 
-    async def edit(route: Route) -> None:
-        response = await route.fetch()
-        html = await response.text()
-        assert old in html
-        await route.fulfill(response=response, body=html.replace(old, new))
-
-    await page.route(f"{server.http}/demo", edit)
+    Edited once the page is parsed, before module scripts run. (Serving an edited page with
+    page.route would not do: Chromium then blocks its WebSocket to 127.0.0.1 as a request from
+    a public page to the local network.)"""
+    edit = f"s.dataset.lang = {lang!r}" if lang else "delete s.dataset.lang"
+    await page.add_init_script(
+        "document.addEventListener('readystatechange', () => {"
+        " const s = document.querySelector('script[data-lang]');"
+        f" if (document.readyState === 'interactive' && s) {edit}; }});"
+    )
 
 
 class TestWidget:
@@ -389,10 +391,10 @@ class TestWidget:
     async def test_french(self, browser: Browser, server: Server) -> None:
         """`data-lang="fr"` shows the French table; without data-lang the browser's language
         chooses it."""
-        for tag, locale in (('data-lang="fr"', "en-US"), ("", "fr-CA")):
+        for lang, locale in (("fr", "en-US"), (None, "fr-CA")):
             context = await browser.new_context(locale=locale)
             page = await context.new_page()
-            await with_tag(page, server, 'data-lang="en"', tag)
+            await with_lang(page, lang)
             await page.goto(f"{server.http}/demo")
             widget = Widget(context, page, server)
             await expect(widget.launcher).to_have_attribute("aria-label", "Ouvrir la discussion")
