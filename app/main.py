@@ -99,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.allowed_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
+            # The widget names a downloaded transcript from it.
+            expose_headers=["Content-Disposition"],
             max_age=600,
         )
     api_errors.install(app)

@@ -192,5 +192,8 @@ class TestCors:
                     headers={"Origin": "https://evil.example", **preflight},
                 )
                 assert "access-control-allow-origin" not in bad.headers
+                # A page on the listed origin can read a download's file name.
+                plain = await http.get("/healthz", headers={"Origin": "https://shop.example"})
+                assert plain.headers["access-control-expose-headers"] == "Content-Disposition"
         finally:
             await server.stop()

@@ -125,7 +125,7 @@ def _line(row: ConversationEvent) -> TranscriptLine:
 def _plain(conversation: Conversation, lines: list[TranscriptLine]) -> str:
     out = [f"Conversation {conversation.id}", f"Started {iso(conversation.created_at)}", ""]
     for line in lines:
-        stamp = line.at.strftime("%Y-%m-%d %H:%M")
+        stamp = line.at.strftime("%Y-%m-%d %H:%M UTC")
         who = (line.name or "You") if line.kind == kinds.MESSAGE else "*"
         if line.kind == kinds.MESSAGE and line.sender == "visitor":
             who = "You"
