@@ -238,7 +238,8 @@ export class View {
 
   showPrechat(on) {
     this.prechat.hidden = !on;
-    this.composer.hidden = on;
+    // a closed or offline chat keeps its form (opening the panel after a reload's replay)
+    this.composer.hidden = on || !this.after.hidden || !this.offline.hidden;
     this.scroll.classList.toggle("short", on);
   }
 
