@@ -1,7 +1,7 @@
 // What the visitor sees of their conversation: turns protocol frames (docs/protocol.md) into
 // View calls, and the visitor's actions (open, pre-chat, typing, send) into frames.
 
-import { Connection } from "./connection.js";
+import { claims, Connection } from "./connection.js";
 import { el, View } from "./ui.js";
 
 const TYPING_EVERY = 3000; // ms between our "start" frames while the visitor keeps typing
@@ -25,7 +25,55 @@ export class Chat {
     this.closed = false;
     this.wire();
     for (const m of this.conn.outbox) this.pending(m); // typed before a reload, not acked yet
-    if (this.conn.token) this.conn.connect();
+    this.busy = Promise.resolve();
+    if (cfg.identity) this.identify(cfg.identity);
+    else if (this.conn.token) this.conn.connect();
+  }
+
+  // A logged-in user of the host site (docs/widget.md#verified-identity): start or resume
+  // their verified session. Another user than the one this device last chatted as starts
+  // afresh: they must not see that user's conversation. Calls run one after the other.
+  identify(jwt) {
+    return (this.busy = this.busy.then(async () => {
+      const conn = this.conn;
+      const sub = claims(jwt).sub;
+      // The server refuses a token verified as another user with that user's identity, but
+      // would verify an anonymous one: so the old token is never sent with someone else's.
+      if ((conn.data.verified || conn.data.sub) && conn.data.sub !== sub) this.reset();
+      conn.identity = jwt;
+      try {
+        await conn.startSession(conn.data.profile || {}, false);
+      } catch {
+        // refused (the visitor goes on anonymously, with the pre-chat form if it is on), or
+        // the network is down: carry on with what we have; the next send tries again
+      }
+      this.prechat();
+      conn.connect();
+    }));
+  }
+
+  // The host site's user logged out: forget the visitor and their chat on this device.
+  logout() {
+    return (this.busy = this.busy.then(() => this.reset()));
+  }
+
+  reset() {
+    const v = this.view;
+    this.conn.forget();
+    this.clear();
+    this.agentRead = this.sentRead = 0;
+    this.shown = null;
+    this.thanked = false;
+    v.showOffline(false);
+    v.setAgent(null);
+    v.setTyping("");
+    v.setUnread(0);
+    this.prechat();
+  }
+
+  // An open panel shows the pre-chat form if (and with the fields) it is still needed.
+  prechat() {
+    if (!this.view.panel.hidden) this.view.showPrechat(this.prechatFields);
   }
 
   wire() {
@@ -61,15 +109,24 @@ export class Chat {
     document.addEventListener("visibilitychange", () => this.markRead());
   }
 
+  // The pre-chat fields still to ask: all of them before the first session; for a verified
+  // visitor (name and email signed by the host site) only the topic, until chosen.
+  get prechatFields() {
+    const d = this.conn.data;
+    const asked = this.cfg.prechat.filter((f) => f !== "topic" || this.cfg.topics.length);
+    if (d.verified) return d.skill || this.conn.conversation ? [] : asked.filter((f) => f === "topic");
+    return this.conn.token ? [] : asked;
+  }
+
   get needsPrechat() {
-    return this.cfg.prechat.length > 0 && !this.conn.token;
+    return this.prechatFields.length > 0;
   }
 
   toggle(open) {
     const v = this.view;
     v.setOpen(open);
     if (!open) return v.launcher.focus();
-    v.showPrechat(this.needsPrechat);
+    v.showPrechat(this.prechatFields);
     this.focus(this.needsPrechat ? v.prechat : null);
     this.markRead();
   }
@@ -177,6 +234,11 @@ export class Chat {
 
   // Forget the closed conversation: the next message opens a new one.
   restart() {
+    this.clear();
+    this.view.input.focus();
+  }
+
+  clear() {
     const v = this.view;
     this.conn.conversation = null;
     this.closed = false;
@@ -185,7 +247,6 @@ export class Chat {
     v.log.replaceChildren();
     this.rows.clear();
     v.setQueue("");
-    v.input.focus();
   }
 
   async startFromForm() {
@@ -195,14 +256,14 @@ export class Chat {
     if (form.get("topic")) this.conn.remember("skill", String(form.get("topic")));
     const error = this.view.prechatError;
     try {
-      await this.conn.startSession(profile);
+      if (!this.conn.data.verified || !this.conn.token) await this.conn.startSession(profile);
     } catch {
       error.textContent = this.t("startFailed");
       error.hidden = false;
       return;
     }
     error.hidden = true;
-    this.view.showPrechat(false);
+    this.view.showPrechat([]);
     this.view.input.focus();
     this.conn.connect();
   }

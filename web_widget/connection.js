@@ -23,6 +23,7 @@ export class Connection {
     this.data = load(this.key);
     this.lastSeq = {}; // conversation id -> highest seq shown on this page
     this.ws = null;
+    this.identity = null; // the host site's identity token, never stored
     this.ready = false;
     this.attempt = 0;
     this.timer = 0;
@@ -64,22 +65,70 @@ export class Connection {
     this.save();
   }
 
-  async startSession(profile) {
+  // Start or resume the visitor session, verified by `this.identity` (the host site's signed
+  // token, docs/api.md#verified-identity) when there is one. An identity the server refuses is
+  // dropped with a console warning, and the session goes on anonymously.
+  // With `anonymous` false, the refusal is thrown instead.
+  async startSession(profile, anonymous = true) {
+    if (this.identity) {
+      try {
+        return await this.begin(profile, this.identity);
+      } catch (err) {
+        if (!err.refused) throw err;
+        console.warn("Warmline: identity token refused, chatting anonymously:", err.message);
+        this.identity = null;
+        if (!anonymous) throw err;
+      }
+    }
+    return this.begin(profile);
+  }
+
+  async begin(profile, identity) {
     const body = { ...profile };
     if (this.token) body.token = this.token;
+    if (identity) body.identity_token = identity;
     let res = await this.post(body);
-    if (res.status === 401 && body.token) {
+    let problem = res.ok ? null : await res.json().catch(() => ({}));
+    if (problem?.code === "invalid_token" && body.token) {
       // the server no longer knows this visitor: start afresh, keeping what they typed
       delete body.token;
       this.data.conv = null;
       res = await this.post(body);
+      problem = res.ok ? null : await res.json().catch(() => ({}));
     }
-    if (!res.ok) throw new Error("session " + res.status);
+    if (problem) {
+      const err = new Error(problem.detail || "session " + res.status);
+      err.status = res.status;
+      err.refused = !!identity && (res.status === 401 || res.status === 422);
+      throw err;
+    }
     const session = await res.json();
     this.data.token = session.token;
     this.data.profile = profile;
+    this.data.verified = !!session.verified;
+    if (identity) {
+      const c = claims(identity);
+      this.data.sub = c.sub;
+      // what the token vouches for (the email the offline form would otherwise ask for)
+      this.data.profile = { ...profile, ...(c.name && { name: c.name }), ...(c.email && { email: c.email }) };
+    }
     if (session.conversation) this.data.conv = session.conversation.id;
     this.save();
+  }
+
+  // Forget this visitor on this device: token, conversation, outbox; close the socket.
+  forget() {
+    clearTimeout(this.timer);
+    clearInterval(this.watch);
+    const ws = this.ws;
+    this.ws = null;
+    this.ready = this.wasOnline = false;
+    ws?.close();
+    this.data = { outbox: [] };
+    this.lastSeq = {};
+    this.attempt = 0;
+    this.save();
+    this.setState("idle");
   }
 
   post(body) {
@@ -247,6 +296,16 @@ function load(key) {
   }
   data.outbox = Array.isArray(data.outbox) ? data.outbox : [];
   return data;
+}
+
+// The claims of a JWT, unverified: only to tell which user it names (the server checks it).
+export function claims(jwt) {
+  try {
+    const b64 = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))));
+  } catch {
+    return {};
+  }
 }
 
 function uuid() {

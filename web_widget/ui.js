@@ -101,7 +101,7 @@ export class View {
     const t = this.t;
     const fields = [];
     const field = (name, label, input) =>
-      el("label", { class: "field" }, el("span", { text: label }), input);
+      el("label", { class: "field", "data-field": name }, el("span", { text: label }), input);
     if (this.cfg.prechat.includes("name"))
       fields.push(field("name", t("name"), el("input", { name: "name", required: true, autocomplete: "name", maxlength: "128" })));
     if (this.cfg.prechat.includes("email"))
@@ -236,7 +236,13 @@ export class View {
     this.launcher.setAttribute("aria-label", open ? this.t("close") : n ? this.t("openUnread", { n }) : this.t("open"));
   }
 
-  showPrechat(on) {
+  // The pre-chat form with these fields (none: the composer instead).
+  showPrechat(fields) {
+    const on = fields.length > 0;
+    for (const label of this.prechat.querySelectorAll("[data-field]")) {
+      label.hidden = !fields.includes(label.dataset.field);
+      label.lastChild.disabled = label.hidden; // neither required nor submitted
+    }
     this.prechat.hidden = !on;
     // a closed or offline chat keeps its form (opening the panel after a reload's replay)
     this.composer.hidden = on || !this.after.hidden || !this.offline.hidden;

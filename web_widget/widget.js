@@ -2,7 +2,11 @@
 //
 //   <script type="module" src="https://chat.example.com/widget/widget.js"
 //           data-color="#4f46e5" data-position="right" data-greeting="Hi! How can we help?"
-//           data-lang="en" data-prechat="name,email,topic" data-topics="billing:Billing"></script>
+//           data-lang="en" data-prechat="name,email,topic" data-topics="billing:Billing"
+//           data-identity-token="<JWT signed by the site's backend for its logged-in user>"></script>
+//
+// Single-page sites whose user logs in or out after the load call window.Warmline.identify(jwt)
+// and window.Warmline.logout().
 //
 // Everything is drawn inside a shadow root on one <warmline-chat> element, so the page's CSS
 // cannot restyle the widget and the widget's CSS cannot touch the page. docs/widget.md.
@@ -26,6 +30,7 @@ const cfg = {
   // the tag's language; else the visitor's browser languages, then the page's; else English
   lang: pick(data.lang || [], navigator.languages || navigator.language || [], document.documentElement.lang),
   prechat: list(data.prechat, "name,email"),
+  identity: data.identityToken || "",
   topics: list(data.topics, "").map((pair) => {
     const [slug, label] = pair.split(":");
     return [slug.trim(), (label || slug).trim()];
@@ -42,6 +47,11 @@ function mount() {
   root.append(css);
   document.body.append(host);
   const chat = new Chat(root, cfg, strings(cfg.lang));
+  // the one global: for sites whose user logs in or out after the page loaded
+  window.Warmline = Object.freeze({
+    identify: (jwt) => chat.identify(String(jwt)),
+    logout: () => chat.logout(),
+  });
   // shown once styled, so the page never flashes an unstyled widget
   css.onload = css.onerror = () => (chat.view.wrap.hidden = false);
 }
