@@ -7,7 +7,15 @@ waits until it holds: no sleeps.
 
 from __future__ import annotations
 
-from playwright.async_api import Browser, BrowserContext, Dialog, Locator, Page, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    expect,
+)
 
 from tests.e2e.harness import Server
 
@@ -19,8 +27,10 @@ class Widget:
         self.server = server
         self.dialogs: list[str] = []  # alert()/confirm() a message managed to open
         self.page_errors: list[str] = []  # uncaught exceptions in the page
+        self.warnings: list[str] = []  # console.warn() lines
         page.on("dialog", self._dialog)
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("console", self._console)
         root = page.locator("warmline-chat")
         self.launcher = root.locator(".launcher")
         self.badge = root.locator(".badge")
@@ -33,6 +43,10 @@ class Widget:
         self.rows = root.locator(".log .row")
         self.bubbles = root.locator(".log .row .bubble")
         self.notes = root.locator(".log .note")
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "warning":
+            self.warnings.append(message.text)
 
     async def _dialog(self, dialog: Dialog) -> None:
         self.dialogs.append(dialog.message)
