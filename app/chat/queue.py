@@ -34,6 +34,7 @@ from app.store.models import (
     OfferState,
     SenderType,
     Skill,
+    Transfer,
     Visibility,
     Visitor,
 )
@@ -193,26 +194,49 @@ async def _assign(
     now: datetime,
     offer_id: uuid.UUID | None,
 ) -> Outcome:
-    outcome = Outcome()
+    # A chat cold-transferred to this queue: the transfer completes with this assignment, and
+    # the visitor is told the new agent has the conversation so far.
+    cold = await transfers.settle_cold(session, conversation, agent.id, now=now)
+    previous = (
+        None
+        if cold is None or cold.from_agent_id is None
+        else await session.get(Agent, cold.from_agent_id)
+    )
+    return await hand_over(
+        session, conversation, agent, now=now, offer_id=offer_id, transfer=cold, from_agent=previous
+    )
+
+
+async def hand_over(
+    session: AsyncSession,
+    conversation: Conversation,
+    agent: Agent,
+    *,
+    now: datetime,
+    offer_id: uuid.UUID | None = None,
+    transfer: Transfer | None = None,
+    from_agent: Agent | None = None,
+) -> Outcome:
+    """`agent` holds the locked conversation from `now` (`hold()`): `conversation.assigned`,
+    `agent.joined` and the `join` notice that makes their sockets follow it. With `transfer`
+    (the one that brought the chat here, from `from_agent`), the visitor is told the new agent
+    has the conversation so far, and from which team. Routing, a take and a transfer's move
+    all end with this, so the events' bodies are the same whatever moved the chat."""
     hold(conversation, agent, now=now)
     ref = agent_ref(agent)
     body: dict[str, Any] = {"agent": ref, "epoch": conversation.assignment_epoch}
     if offer_id is not None:
         body["offer_id"] = str(offer_id)
-    # A chat cold-transferred to this queue: the transfer completes with this assignment, and
-    # the visitor is told the new agent has the conversation so far.
-    cold = await transfers.settle_cold(session, conversation, agent.id, now=now)
     joined: dict[str, Any] = {"agent": ref}
-    if cold is not None:
-        body["transfer_id"] = str(cold.id)
-        previous = (
-            None if cold.from_agent_id is None else await session.get(Agent, cold.from_agent_id)
-        )
+    if transfer is not None:
+        body["transfer_id"] = str(transfer.id)
         joined["transfer"] = {
-            "id": str(cold.id),
-            "kind": cold.kind.value,
+            "id": str(transfer.id),
+            "kind": transfer.kind.value,
             "has_context": True,
-            "from": None if previous is None else {"id": str(previous.id), "name": previous.name},
+            "from": None
+            if from_agent is None
+            else {"id": str(from_agent.id), "name": from_agent.name},
         }
         skill = (
             None
@@ -220,6 +244,7 @@ async def _assign(
             else await session.get(Skill, conversation.skill_id)
         )
         joined["skill"] = None if skill is None else {"id": skill.id, "name": skill.name}
+    outcome = Outcome()
     outcome.events.append(
         append_event(session, conversation, kind=kinds.ASSIGNED, now=now, body=body)
     )
@@ -237,6 +262,31 @@ async def _assign(
     )
     outcome.notices.append((f"agent:{agent.id}", join_notice(conversation.id)))
     return outcome
+
+
+def agent_left(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    agent: Agent | None,
+    agent_id: uuid.UUID,
+    reason: str,
+    now: datetime,
+) -> StoredEvent:
+    """The `agent.left` event: `agent_id` (`agent`, when the row still exists) no longer holds
+    the locked conversation, for `reason` (re-queued, or transferred to someone else)."""
+    return append_event(
+        session,
+        conversation,
+        kind=kinds.AGENT_LEFT,
+        now=now,
+        body={
+            "agent": agent_ref(agent) if agent else {"id": str(agent_id)},
+            "reason": reason,
+        },
+        sender_id=agent_id,
+        sender_name=agent.name if agent else None,
+    )
 
 
 async def _offer(
@@ -385,18 +435,7 @@ def requeue(
     conversation.agent_id = None
     conversation.waiting_since = now
     outcome.events.append(
-        append_event(
-            session,
-            conversation,
-            kind=kinds.AGENT_LEFT,
-            now=now,
-            body={
-                "agent": agent_ref(agent) if agent else {"id": str(agent_id)},
-                "reason": reason,
-            },
-            sender_id=agent_id,
-            sender_name=agent.name if agent else None,
-        )
+        agent_left(session, conversation, agent=agent, agent_id=agent_id, reason=reason, now=now)
     )
     outcome.events.append(
         append_event(session, conversation, kind=kinds.QUEUED, now=now, body={"reason": reason})

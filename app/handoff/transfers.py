@@ -311,60 +311,18 @@ async def _move(
     )
     if previous is not None and conversation.state is ConversationState.ASSIGNED:
         outcome.events.append(
-            append_event(
+            chat_service.agent_left(
                 session,
                 conversation,
-                kind=kinds.AGENT_LEFT,
+                agent=previous_agent,
+                agent_id=previous,
+                reason="transferred",
                 now=now,
-                body={
-                    "agent": agent_ref(previous_agent) if previous_agent else {"id": str(previous)},
-                    "reason": "transferred",
-                },
-                sender_id=previous,
-                sender_name=None if previous_agent is None else previous_agent.name,
             )
         )
-    chat_service.hold(conversation, agent, now=now)
-    outcome.events.append(
-        append_event(
-            session,
-            conversation,
-            kind=kinds.ASSIGNED,
-            now=now,
-            body={
-                "agent": ref,
-                "epoch": conversation.assignment_epoch,
-                "transfer_id": str(transfer.id),
-            },
+    outcome.merge(
+        await chat_service.hand_over(
+            session, conversation, agent, now=now, transfer=transfer, from_agent=previous_agent
         )
     )
-    skill = (
-        None if conversation.skill_id is None else await session.get(Skill, conversation.skill_id)
-    )
-    outcome.events.append(
-        append_event(
-            session,
-            conversation,
-            kind=kinds.AGENT_JOINED,
-            now=now,
-            body={
-                "agent": ref,
-                # What the visitor is told: who joined, that they have the conversation so
-                # far, and from which team.
-                "transfer": {
-                    "id": str(transfer.id),
-                    "kind": transfer.kind.value,
-                    "has_context": True,
-                    "from": None
-                    if previous_agent is None
-                    else {"id": str(previous_agent.id), "name": previous_agent.name},
-                },
-                "skill": None if skill is None else {"id": skill.id, "name": skill.name},
-            },
-            sender_type=SenderType.SYSTEM,
-            sender_id=agent.id,
-            sender_name=agent.name,
-        )
-    )
-    outcome.notices.append((f"agent:{agent.id}", join_notice(conversation.id)))
     return outcome
