@@ -399,23 +399,63 @@ async def requeue_agent_chats(
     outcome.events.extend(events)
     outcome.notices.extend(notices)
     for conversation in await repository.assigned_to(session, agent_id, lock=True):
-        events, notices = await transfers.end_pending(
-            session, conversation, reason=f"{agent.name if agent else 'The agent'} left.", now=now
-        )
-        outcome.events.extend(events)
-        outcome.notices.extend(notices)
         outcome.merge(
-            requeue(
+            await take_back(
                 session,
                 conversation,
                 policy,
                 agent=agent,
                 agent_id=agent_id,
                 reason=reason,
+                why=f"{agent.name if agent else 'The agent'} left.",
                 now=now,
             )
         )
     await session.flush()
+    return outcome
+
+
+async def take_back(
+    session: AsyncSession,
+    conversation: Conversation,
+    policy: RoutingPolicy,
+    *,
+    agent: Agent | None,
+    agent_id: uuid.UUID,
+    reason: str,
+    why: str,
+    now: datetime,
+    passed_over: bool = False,
+) -> Outcome:
+    """Take a locked, assigned conversation from `agent_id` (an agent who left, or the
+    watchdog's re-queue) back to the front of the queue: its pending transfer or escalation
+    is cancelled (`why` is what its requester is told), then `requeue()` with `reason`.
+
+    With `passed_over`, the agent is also recorded as having let an offer of it lapse (an
+    `expired` offer row), so that routing does not give it straight back to them: it never
+    offers a chat again to an agent who let it expire.
+    """
+    if passed_over:
+        session.add(
+            Offer(
+                id=uuid.uuid4(),
+                conversation_id=conversation.id,
+                agent_id=agent_id,
+                state=OfferState.EXPIRED,
+                created_at=conversation.assigned_at or now,
+                expires_at=now,
+                decided_at=now,
+            )
+        )
+    outcome = Outcome(conversation_id=conversation.id)
+    events, notices = await transfers.end_pending(session, conversation, reason=why, now=now)
+    outcome.events.extend(events)
+    outcome.notices.extend(notices)
+    outcome.merge(
+        requeue(
+            session, conversation, policy, agent=agent, agent_id=agent_id, reason=reason, now=now
+        )
+    )
     return outcome
 
 

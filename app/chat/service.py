@@ -49,6 +49,7 @@ from app.chat.queue import (
     offer_frame,
     requeue,
     requeue_agent_chats,
+    take_back,
     try_assign,
 )
 from app.routing import repository as routing_repository
@@ -91,6 +92,7 @@ __all__ = [
     "requeue",
     "requeue_agent_chats",
     "send_message",
+    "take_back",
     "take_offline",
     "try_assign",
 ]

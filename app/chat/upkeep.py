@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
-from app.chat import transfers
 from app.chat.events import iso
 from app.chat.log import append_event
 from app.chat.service import (
@@ -24,13 +23,13 @@ from app.chat.service import (
     Outcome,
     advance_step,
     assign_waiting,
-    requeue,
     requeue_agent_chats,
+    take_back,
     try_assign,
 )
 from app.routing import repository as routing_repository
 from app.routing.service import OfferPolicy
-from app.store.models import Agent, Offer, OfferState, Visibility
+from app.store.models import Agent, Visibility
 
 # How many rows one timer round handles; the next round (a second later) takes the rest.
 BATCH = 100
@@ -121,33 +120,17 @@ async def watch_unanswered(
             if agent_id is None:  # pragma: no cover - assigned chats have an agent (CHECK)
                 continue
             agent = await session.get(Agent, agent_id)
-            # Recorded as an offer the agent let lapse, so routing does not give it straight
-            # back to them (it never offers a chat again to an agent who let it expire).
-            session.add(
-                Offer(
-                    id=uuid.uuid4(),
-                    conversation_id=conversation.id,
-                    agent_id=agent_id,
-                    state=OfferState.EXPIRED,
-                    created_at=conversation.assigned_at or now,
-                    expires_at=now,
-                    decided_at=now,
-                )
-            )
-            events, notices = await transfers.end_pending(
-                session, conversation, reason="The customer went unanswered.", now=now
-            )
-            outcome.events.extend(events)
-            outcome.notices.extend(notices)
             outcome.merge(
-                requeue(
+                await take_back(
                     session,
                     conversation,
                     policy,
                     agent=agent,
                     agent_id=agent_id,
                     reason="unanswered",
+                    why="The customer went unanswered.",
                     now=now,
+                    passed_over=True,
                 )
             )
             await session.flush()
