@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
@@ -384,14 +385,22 @@ async def requeue_agent_chats(
     arrived after it; its history stays intact.
     """
     outcome = Outcome()
+    # Lock order, as accepting an offer or a transfer takes it: the conversations first, in
+    # one batch sorted by id, then their offers and transfers (below), then agents' rows. A
+    # caller that locks this agent's row (deactivation) calls `lock_chats_of()` before that.
+    await lock_chats_of(session, agent_id=agent_id)
     agent = await session.get(Agent, agent_id)
     policy, _ = await routing_repository.load_policy(session)
     # Offers they hold are withdrawn too, so that the caller's routing pass gives those chats
-    # to someone else now rather than at expiry.
-    for pending in await routing_repository.pending_offers_for_agent(session, agent_id):
-        offer = await routing_repository.lock_offer(session, pending.id)
-        if offer is None or offer.state is not OfferState.PENDING:
-            continue
+    # to someone else now rather than at expiry. An offer locked although we hold its
+    # conversation is one the expiry loop is ending (it takes offers first): it is left to it.
+    for offer in await session.scalars(
+        select(Offer)
+        .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING)
+        .order_by(Offer.id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ):
         offer.state = OfferState.CANCELLED
         offer.decided_at = now
         outcome.notices.append(_withdrawn(offer, reason))
@@ -413,6 +422,41 @@ async def requeue_agent_chats(
         )
     await session.flush()
     return outcome
+
+
+async def lock_chats_of(session: AsyncSession, *, agent_id: uuid.UUID) -> list[Conversation]:
+    """Lock every conversation an agent's leaving touches, in one batch sorted by id: those
+    they hold, those offered to them, and those whose pending transfer is offered to them.
+
+    Accepting an offer or a transfer locks the conversation, then the offer or transfer, then
+    the agent's row. Taking an agent's chats away must lock in that order too, or the two
+    deadlock (and PostgreSQL aborts one side): a caller that locks the agent's row first, to
+    deactivate them, calls this before it. Sorting by id keeps two such batches from locking
+    the same conversations in opposite orders.
+    """
+    transferred = [
+        t.conversation_id for t in await transfers.pending_for_receiver(session, agent_id)
+    ]
+    offered = select(Offer.conversation_id).where(
+        Offer.agent_id == agent_id, Offer.state == OfferState.PENDING
+    )
+    rows = await session.scalars(
+        select(Conversation)
+        .where(
+            or_(
+                and_(
+                    Conversation.agent_id == agent_id,
+                    Conversation.state == ConversationState.ASSIGNED,
+                ),
+                Conversation.id.in_(offered),
+                Conversation.id.in_(transferred),
+            )
+        )
+        .order_by(Conversation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
 
 
 async def take_back(
