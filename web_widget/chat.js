@@ -1,8 +1,8 @@
 // What the visitor sees of their conversation: turns protocol frames (docs/protocol.md) into
-// View calls, and the visitor's actions (open, pre-chat, typing, send) into frames.
+// View calls, and the visitor's actions (open, pre-chat, typing, files, send) into frames.
 
 import { claims, Connection } from "./connection.js";
-import { el, View } from "./ui.js";
+import { save, size, View } from "./ui.js";
 
 const TYPING_EVERY = 3000; // ms between our "start" frames while the visitor keeps typing
 const TYPING_IDLE = 2500; // ms without a keystroke before we send "stop"
@@ -18,7 +18,10 @@ export class Chat {
     this.conn = new Connection(cfg.server, {
       frame: (f) => this.frame(f),
       state: (s) => this.state(s),
+      tab: (d) => this.tab(d),
     });
+    this.view.fetch = (id) => this.conn.file(id);
+    this.uploads = []; // files in the tray: {file, li, x (its request), meta once stored, failed}
     this.rows = new Map(); // client_msg_id -> row of the visitor's own messages
     this.agentRead = 0;
     this.sentRead = 0;
@@ -39,7 +42,8 @@ export class Chat {
       const sub = claims(jwt).sub;
       // The server refuses a token verified as another user with that user's identity, but
       // would verify an anonymous one: so the old token is never sent with someone else's.
-      if ((conn.data.verified || conn.data.sub) && conn.data.sub !== sub) this.reset();
+      const other = (conn.data.verified || conn.data.sub) && conn.data.sub !== sub;
+      if (other) this.reset();
       conn.identity = jwt;
       try {
         await conn.startSession(conn.data.profile || {}, false);
@@ -49,18 +53,26 @@ export class Chat {
       }
       this.prechat();
       conn.connect();
+      if (other) conn.tell({ t: "reset", data: conn.data });
     }));
   }
 
   // The host site's user logged out: forget the visitor and their chat on this device.
   logout() {
-    return (this.busy = this.busy.then(() => this.reset()));
+    return (this.busy = this.busy.then(() => {
+      this.reset();
+      this.conn.tell({ t: "reset", data: this.conn.data });
+    }));
   }
 
-  reset() {
+  // `remote`: another tab did it (and stored what is left).
+  reset(remote) {
     const v = this.view;
-    this.conn.forget();
-    this.clear();
+    if (!remote) this.conn.forget();
+    for (const u of this.uploads) u.x.abort(), v.unupload(u.li);
+    this.uploads = [];
+    this.draft = null;
+    this.clear(remote);
     this.agentRead = this.sentRead = 0;
     this.shown = null;
     this.thanked = false;
@@ -96,6 +108,30 @@ export class Chat {
       }
     });
     v.input.addEventListener("input", () => this.typed());
+    v.clip.addEventListener("click", () => v.picker.click());
+    v.picker.addEventListener("change", () => {
+      this.attach([...v.picker.files]);
+      v.picker.value = "";
+    });
+    v.input.addEventListener("paste", (e) => {
+      const files = [...(e.clipboardData?.files || [])];
+      if (files.length) e.preventDefault(), this.attach(files);
+    });
+    const p = v.panel;
+    const files = (e) => !v.composer.hidden && e.dataTransfer?.types.includes("Files");
+    p.addEventListener("dragover", (e) => {
+      if (!files(e)) return;
+      e.preventDefault();
+      p.classList.add("drop");
+      clearTimeout(this.dragging); // dragover repeats while over the panel
+      this.dragging = setTimeout(() => p.classList.remove("drop"), 200);
+    });
+    p.addEventListener("drop", (e) => {
+      if (!files(e)) return;
+      e.preventDefault();
+      p.classList.remove("drop");
+      this.attach([...e.dataTransfer.files]);
+    });
     v.offline.addEventListener("submit", (e) => {
       e.preventDefault();
       this.leaveMessage();
@@ -126,6 +162,7 @@ export class Chat {
     const v = this.view;
     v.setOpen(open);
     if (!open) return v.launcher.focus();
+    this.conn.limits().then((l) => v.setLimits(l), () => {});
     v.showPrechat(this.prechatFields);
     this.focus(this.needsPrechat ? v.prechat : null);
     this.markRead();
@@ -202,6 +239,7 @@ export class Chat {
       const res = await this.conn.api("PUT", this.ended + "/rating", { score, comment: v.comment.value.trim() || null });
       if (res.ok) {
         this.conn.remember("rated", this.ended);
+        this.conn.tell({ t: "rated", conv: this.ended });
         v.showAfter(true, true);
         return v.download.focus();
       }
@@ -220,13 +258,7 @@ export class Chat {
       const res = await this.conn.api("GET", this.ended + "/transcript?format=text");
       if (!res.ok) throw new Error(res.status);
       const cd = res.headers.get("Content-Disposition") || ""; // readable cross-origin only if exposed
-      const name = /filename="([^"]+)"/.exec(cd)?.[1] || "chat.txt";
-      const url = URL.createObjectURL(await res.blob());
-      const a = el("a", { href: url, download: name, hidden: true });
-      v.wrap.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      save(v, await res.blob(), /filename="([^"]+)"/.exec(cd)?.[1] || "chat.txt");
     } catch {
       v.setError(v.afterError, this.t("transcriptFailed"));
     }
@@ -235,16 +267,17 @@ export class Chat {
   // Forget the closed conversation: the next message opens a new one.
   restart() {
     this.clear();
+    this.conn.tell({ t: "new" });
     this.view.input.focus();
   }
 
-  clear() {
+  clear(remote) {
     const v = this.view;
-    this.conn.conversation = null;
+    if (!remote) this.conn.conversation = null;
     this.closed = false;
     this.ended = null;
     v.showAfter(false);
-    v.log.replaceChildren();
+    v.clearLog();
     this.rows.clear();
     v.setQueue("");
   }
@@ -268,31 +301,126 @@ export class Chat {
     this.conn.connect();
   }
 
+  // A visitor without a session yet (no pre-chat form): start one.
+  async session() {
+    if (this.conn.token) return true;
+    try {
+      await this.conn.startSession({});
+    } catch {
+      return this.view.setBanner(this.t("reconnecting"));
+    }
+    return this.conn.connect() || true;
+  }
+
+  // The text and the files in the tray go as one message; files still uploading hold it back
+  // (the text leaves the composer at once, and more text sent meanwhile joins it).
   async send() {
     const text = this.view.input.value.trim();
-    if (!text) return;
-    if (!this.conn.token) {
-      try {
-        await this.conn.startSession({});
-      } catch {
-        return this.view.setBanner(this.t("reconnecting"));
-      }
-      this.conn.connect();
-    }
+    if ((!text && !this.uploads.length) || !(await this.session())) return;
     this.view.input.value = "";
     this.stopTyping();
-    const extra = {};
-    const conv = this.closed ? null : this.conn.conversation;
-    if (conv) extra.conversation_id = conv;
+    const d = this.draft;
+    if (d) d.text = [d.text, text].filter(Boolean).join("\n");
     else {
-      if (this.conn.data.skill) extra.skill = this.conn.data.skill;
-      extra.page_url = location.href.slice(0, 2048);
+      const extra = {};
+      const conv = this.closed ? null : this.conn.conversation;
+      if (conv) extra.conversation_id = conv;
+      else {
+        if (this.conn.data.skill) extra.skill = this.conn.data.skill;
+        extra.page_url = location.href.slice(0, 2048);
+      }
+      this.draft = { text, extra };
     }
-    this.pending(this.conn.message(text, extra));
+    this.flush();
+  }
+
+  // Send the draft once no upload is running (failed ones stay in the tray with their error).
+  flush() {
+    const d = this.draft;
+    const busy = this.uploads.some((u) => !u.meta && !u.failed);
+    this.view.setError(this.view.trayNote, d && busy ? this.t("waitUploads") : "");
+    if (!d || busy) return;
+    const done = this.uploads.filter((u) => u.meta);
+    this.uploads = this.uploads.filter((u) => !u.meta);
+    this.draft = null;
+    for (const u of done) this.drop(u);
+    const files = done.map(({ meta: { id, name, content_type, size, image } }) => ({ id, name, content_type, size, image }));
+    if (files.length) d.extra = { ...d.extra, attachments: files.map((f) => f.id), files };
+    if (d.text || files.length) this.pending(this.conn.message(d.text, d.extra));
+  }
+
+  // Files from the picker, a drop or a paste: checked against the limits, then uploaded.
+  async attach(files) {
+    const v = this.view;
+    const t = this.t;
+    const bad = [];
+    let lim;
+    try {
+      lim = await this.conn.limits();
+      v.setLimits(lim);
+    } catch {
+      return v.setError(v.fileError, t("filesUnavailable"));
+    }
+    if (!(await this.session())) return;
+    for (const file of files) {
+      const name = file.name;
+      const ext = name.slice(name.lastIndexOf(".")).toLowerCase();
+      if (this.uploads.length >= lim.max_per_message) {
+        bad.push(t("tooMany", { n: lim.max_per_message }));
+        break;
+      }
+      if (!lim.types.some((x) => x.mime === file.type || x.extensions.includes(ext)))
+        bad.push(t("badType", { name, types: v.types }));
+      else if (file.size > lim.max_bytes) bad.push(t("tooBig", { name, max: size(t, lim.max_bytes) }));
+      else this.upload(file);
+    }
+    v.setError(v.fileError, bad.join("\n"));
+  }
+
+  upload(file) {
+    const u = { file };
+    let done;
+    u.li = this.view.upload(file, () => {
+      u.x.abort();
+      this.drop(u);
+    });
+    [u.x, done] = this.conn.upload(file, (p) => (u.li.bar.value = p));
+    this.uploads.push(u);
+    done.then(
+      (meta) => {
+        u.meta = meta;
+        u.li.dataset.state = "done";
+      },
+      (err) => {
+        u.failed = true;
+        if (err) this.view.uploadFailed(u.li, err.message || this.t("uploadFailed"));
+      },
+    ).then(() => this.flush());
+  }
+
+  drop(u) {
+    this.view.unupload(u.li);
+    this.uploads = this.uploads.filter((x) => x !== u);
   }
 
   pending(m) {
-    this.rows.set(m.client_msg_id, this.view.message({ mine: true, text: m.text, state: "sending", cmid: m.client_msg_id }));
+    this.rows.set(
+      m.client_msg_id,
+      this.view.message({ mine: true, text: m.text, files: m.files, state: "sending", cmid: m.client_msg_id }),
+    );
+  }
+
+  // What another tab of this visitor did (docs/widget.md#several-tabs).
+  tab(d) {
+    const v = this.view;
+    if (d.t === "sent") this.rows.has(d.m.client_msg_id) || this.pending(d.m);
+    else if (d.t === "rated") this.ended === d.conv && v.showAfter(true, true);
+    else if (d.t === "new") this.clear(true);
+    else if (d.t === "reset") {
+      this.conn.forget(d.data);
+      this.reset(true);
+      this.conn.connect();
+    }
   }
 
   typed() {
@@ -319,6 +447,7 @@ export class Chat {
     const t = this.t;
     this.view.setBanner(s === "reconnecting" ? t("reconnecting") : s === "failed" ? t("failed") : "");
     this.view.setSub(s === "connecting");
+    if (s === "connecting") this.prechat(); // a session another tab started: no form here
     this.view.wrap.dataset.connection = s;
   }
 
@@ -354,7 +483,7 @@ export class Chat {
       case "error":
         if (f.failed) {
           const row = this.rows.get(f.ref);
-          if (row) this.view.tick(row, "failed");
+          if (row) this.view.tick(row, "failed", f.code === "attachment_not_found" && this.t("fileGone"));
         }
     }
   }
@@ -395,7 +524,7 @@ export class Chat {
         } else {
           const prev = v.log.lastElementChild;
           const who = prev?.dataset.who === e.sender.id ? "" : e.sender.name || t("agent");
-          const r = v.message({ mine, who, text: b.text, seq: e.seq, state: "sent", time, cmid: e.client_msg_id });
+          const r = v.message({ mine, who, text: b.text, files: b.attachments, seq: e.seq, state: "sent", time, cmid: e.client_msg_id });
           r.dataset.who = e.sender.id;
           if (mine) this.rows.set(e.client_msg_id, r);
           else if (e.seq > this.sentRead) this.bump();

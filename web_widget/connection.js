@@ -7,7 +7,9 @@
 //   page of the site carries on the same conversation and sends what was not acked yet;
 // - a message keeps its client_msg_id until it is acked: resending it after a reconnect is
 //   harmless (the server stores it once), so nothing is lost and nothing is sent twice;
-// - events are deduplicated by (conversation, seq); a new page asks for the log from seq 0.
+// - events are deduplicated by (conversation, seq); a new page asks for the log from seq 0;
+// - tabs of the same site share the visitor (localStorage) and tell each other what they did
+//   over a BroadcastChannel; one of them (holding a Web Lock) resends the outbox.
 
 const BACKOFF_FIRST = 500; // ms; doubled per failed attempt, as docs/protocol.md suggests
 const BACKOFF_MAX = 30000;
@@ -32,7 +34,32 @@ export class Connection {
     this.timeout = 25000;
     addEventListener("online", () => this.token && !this.ready && this.now());
     addEventListener("offline", () => this.drop());
-    addEventListener("storage", (e) => e.key === this.key && (this.data = load(this.key)));
+    addEventListener("storage", (e) => {
+      if (e.key !== this.key) return;
+      this.data = load(this.key);
+      // another tab started the session: this one joins in
+      if (this.state === "idle" && this.token) this.connect();
+    });
+    const bc = self.BroadcastChannel && new BroadcastChannel(this.key);
+    this.tell = (d) => bc?.postMessage(d);
+    if (bc) bc.onmessage = (e) => this.tab(e.data);
+    // Without Web Locks (no secure context) every tab resends, as a lone tab would.
+    if (navigator.locks) navigator.locks.request(this.key, () => new Promise(() => ((this.leader = true), this.resend(1))));
+    else this.leader = true;
+  }
+
+  // What another tab did; the outbox it queued while offline is ours to send.
+  tab(d) {
+    if (d.t === "flush") this.resend();
+    else if (d.queued && this.leader) this.raw(d.m);
+    this.on.tab(d);
+  }
+
+  // Send the outbox again (leader only; `force`: even if it was sent in the last 3 s).
+  resend(force) {
+    if (!this.leader || !this.ready || (!force && Date.now() - this.resent < 3000)) return;
+    this.resent = Date.now();
+    for (const m of this.outbox) this.raw(m);
   }
 
   get token() {
@@ -117,17 +144,19 @@ export class Connection {
   }
 
   // Forget this visitor on this device: token, conversation, outbox; close the socket.
-  forget() {
+  // `data`: another tab did, and this is what it stored.
+  forget(data) {
     clearTimeout(this.timer);
     clearInterval(this.watch);
     const ws = this.ws;
     this.ws = null;
     this.ready = this.wasOnline = false;
     ws?.close();
-    this.data = { outbox: [] };
+    this.identity = null;
+    this.data = data || { outbox: [] };
     this.lastSeq = {};
     this.attempt = 0;
-    this.save();
+    if (!data) this.save();
     this.setState("idle");
   }
 
@@ -140,14 +169,50 @@ export class Connection {
   }
 
   // The visitor's own conversation over REST (docs/api.md#visitor-conversations).
-  api(method, path, body) {
+  api(method, path, body, base = "conversations/") {
     const headers = { Authorization: "Bearer " + this.token };
     if (body) headers["Content-Type"] = "application/json";
-    return fetch(this.server + "/api/v1/visitor/conversations/" + path, {
+    return fetch(this.server + "/api/v1/visitor/" + base + path, {
       method,
       headers,
       body: body && JSON.stringify(body),
     });
+  }
+
+  // What may be uploaded: fetched once, when first needed (again if that failed).
+  limits() {
+    return (this.lim ||= fetch(this.server + "/api/v1/attachments/limits")
+      .then((r) => (r.ok ? r.json() : Promise.reject()))
+      .catch((e) => {
+        this.lim = null;
+        throw e;
+      }));
+  }
+
+  // An attachment's bytes, as a Blob (an <img src> could not send the token).
+  async file(id) {
+    const res = await this.api("GET", id, null, "attachments/");
+    if (!res.ok) throw new Error(res.status);
+    return res.blob();
+  }
+
+  // Upload one file as the raw body, reporting progress (0-1). Returns the request (to abort)
+  // and a promise of the stored attachment; it fails with the problem's detail, or null
+  // when aborted.
+  upload(file, progress) {
+    const x = new XMLHttpRequest();
+    const done = new Promise((ok, fail) => {
+      x.open("POST", this.server + "/api/v1/visitor/attachments?filename=" + encodeURIComponent(file.name));
+      x.setRequestHeader("Authorization", "Bearer " + this.token);
+      if (file.type) x.setRequestHeader("Content-Type", file.type);
+      x.responseType = "json";
+      x.upload.onprogress = (e) => e.lengthComputable && progress(e.loaded / e.total);
+      x.onload = () => (x.status === 201 ? ok(x.response) : fail(new Error(x.response?.detail || "")));
+      x.onerror = () => fail(new Error(""));
+      x.onabort = () => fail(null);
+      x.send(file);
+    });
+    return [x, done];
   }
 
   setState(state) {
@@ -228,7 +293,8 @@ export class Connection {
       this.watch = setInterval(() => Date.now() - this.heard > this.timeout && this.drop(), 2000);
       this.setState("online");
       this.on.frame(f);
-      for (const m of this.outbox) this.raw(m);
+      this.resend(1);
+      if (!this.leader && this.outbox.length) this.tell({ t: "flush" });
       return;
     }
     if (f.type === "event") {
@@ -273,7 +339,8 @@ export class Connection {
   }
 
   raw(frame) {
-    if (this.ws && this.ready) this.ws.send(JSON.stringify(frame));
+    // `files` (what the attachments are, to show them) stays on this side
+    if (this.ws && this.ready) this.ws.send(JSON.stringify(frame, (k, v) => (k === "files" ? undefined : v)));
   }
 
   // Queue a chat message; it is sent now if the socket is up, and after every reconnect
@@ -283,6 +350,7 @@ export class Connection {
     this.outbox.push(m);
     this.save();
     this.raw(m);
+    this.tell({ t: "sent", m, queued: !this.ready });
     return m;
   }
 }

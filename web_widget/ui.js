@@ -27,6 +27,25 @@ function icon(d) {
 
 const BUBBLE = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
 const SEND = "M3 20.5 21 12 3 3.5 3 10l12 2-12 2z";
+const CLIP = "M16.5 6.5v11a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v11.5a1.5 1.5 0 0 1-3 0V6.5H9v10a3 3 0 0 0 6 0V5a4.5 4.5 0 0 0-9 0v12.5a6 6 0 0 0 12 0v-11z";
+const SAVE = "M5 20h14v-2H5zM19 9h-4V3H9v6H5l7 7z";
+
+// Save a Blob under this name through a temporary <a download>.
+export function save(v, blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = el("a", { href: url, download: name, hidden: true });
+  v.wrap.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// 2.4 MB, 310 KB, 12 B, in the language's units and number format.
+export function size(t, n) {
+  const [b, k, m] = t("units").split(" ");
+  const [x, u] = n < 1024 ? [n, b] : n < 1048576 ? [n / 1024, k] : [n / 1048576, m];
+  return x.toLocaleString(t.locale, { maximumFractionDigits: x < 10 ? 1 : 0 }) + " " + u;
+}
 const TICKS = { sending: "…", sent: "✓", read: "✓✓", failed: "!" };
 
 export class View {
@@ -64,16 +83,24 @@ export class View {
       maxlength: "4000",
       placeholder: t("placeholder"),
     });
+    this.clip = el("button", { class: "clip", type: "button", "aria-label": t("attach"), title: t("attach") }, icon(CLIP));
+    this.picker = el("input", { type: "file", multiple: true, hidden: true, tabindex: "-1" });
+    this.tray = el("ul", { class: "tray", "aria-label": t("trayLabel"), hidden: true });
+    this.trayNote = el("p", { class: "note", role: "status", hidden: true });
+    this.fileError = el("p", { class: "error", role: "alert", hidden: true });
     this.composer = el(
       "form",
       { class: "composer" },
+      el("div", { class: "files" }, this.tray, this.trayNote, this.fileError),
       el("label", { class: "sr", for: "wl-msg", text: t("message") }),
+      this.clip,
+      this.picker,
       this.input,
       el("button", { class: "send", type: "submit", "aria-label": t("send") }, icon(SEND)),
     );
     this.panel = el(
       "section",
-      { class: "panel", id: "wl-panel", role: "dialog", "aria-label": t("title"), hidden: true },
+      { class: "panel", id: "wl-panel", role: "dialog", "aria-label": t("title"), "data-drop": t("dropHere"), hidden: true },
       el(
         "header",
         {},
@@ -88,7 +115,26 @@ export class View {
       this.after = this.buildAfter(),
       this.composer,
     );
-    this.wrap = el("div", { class: `wl ${c.position}`, lang: t.lang, hidden: true }, this.panel, this.launcher);
+    // a picture at full size, with a download link; Escape or the button closes it
+    this.viewer = el("dialog", { class: "viewer", onclose: () => this.big.removeAttribute("src") });
+    this.big = el("img", { alt: "" });
+    this.saveBig = el("a", { class: "secondary", text: t("downloadFile") });
+    this.viewer.append(
+      this.big,
+      el("form", { method: "dialog", class: "actions" }, this.saveBig, el("button", { class: "primary", text: t("closeImage") })),
+    );
+    this.urls = new Set(); // blob: URLs of the previews shown, revoked with the log
+    // previews are fetched when they scroll into view
+    this.seen = new IntersectionObserver((es) => {
+      for (const e of es) if (e.isIntersecting) this.seen.unobserve(e.target), e.target.load();
+    });
+    this.wrap = el(
+      "div",
+      { class: `wl ${c.position}`, lang: t.lang, hidden: true },
+      this.panel,
+      this.launcher,
+      this.viewer,
+    );
     if (c.color) {
       this.wrap.style.setProperty("--wl-accent", c.color);
       this.wrap.style.setProperty("--wl-on-accent", readableOn(c.color));
@@ -286,12 +332,13 @@ export class View {
     this.toBottom();
   }
 
-  message({ mine, who, text, seq, state, time, cmid }) {
+  message({ mine, who, text, files = [], seq, state, time, cmid }) {
     const row = el(
       "li",
       { class: `row ${mine ? "me" : "them"}`, title: time || false },
       !mine && who && el("span", { class: "who", text: who }),
-      el("p", { class: "bubble" }, richText(text)),
+      text && el("p", { class: "bubble" }, richText(text)),
+      ...files.map((f) => this.file(f)),
     );
     if (cmid) row.dataset.cmid = cmid;
     if (mine) row.append(el("span", { class: "tick" }));
@@ -300,13 +347,103 @@ export class View {
     return row;
   }
 
-  tick(row, state) {
+  tick(row, state, why) {
     row.dataset.state = state;
     const tick = row.querySelector(".tick");
     tick.replaceChildren(
       el("span", { "aria-hidden": "true", text: TICKS[state] }),
-      el("span", { class: "sr", text: this.t(state === "failed" ? "failedSend" : state) }),
+      el("span", { class: why ? "" : "sr", text: why || this.t(state === "failed" ? "failedSend" : state) }),
     );
+  }
+
+  // An attachment in a message: a picture's preview (opens larger), or a chip to download.
+  file(f) {
+    const t = this.t;
+    const name = f.name;
+    const get = () => this.fetch(f.id);
+    const down = async () => {
+      try {
+        save(this, await get(), name);
+      } catch {
+        node.classList.add("broken");
+        node.title = t("fileFailed");
+      }
+    };
+    const node = f.image
+      ? el("button", { type: "button", class: "thumb", "aria-label": t("openImage", { name }), title: name })
+      : el(
+          "div",
+          { class: "chip" },
+          el("span", { class: "name", text: name }),
+          el("span", { class: "size", text: size(t, f.size) }),
+          el("button", { type: "button", class: "clip", "aria-label": t("download", { name }), title: t("downloadFile"), onclick: down }, icon(SAVE)),
+        );
+    if (!f.image) return node;
+    node.load = async () => {
+      try {
+        const img = el("img", { alt: name, src: this.keep(URL.createObjectURL(await get())) });
+        await img.decode();
+        node.append(img);
+        node.onclick = () => {
+          this.big.src = this.saveBig.href = img.src;
+          this.big.alt = this.saveBig.download = name;
+          this.viewer.showModal();
+        };
+      } catch {
+        node.classList.add("broken");
+        node.textContent = t("previewFailed", { name });
+        node.onclick = down;
+      }
+    };
+    this.seen.observe(node);
+    return node;
+  }
+
+  keep(url) {
+    this.urls.add(url);
+    return url;
+  }
+
+  clearLog() {
+    this.log.replaceChildren();
+    for (const u of this.urls) URL.revokeObjectURL(u);
+    this.urls.clear();
+  }
+
+  // What the server accepts: the picker's filter and the paperclip's hint.
+  setLimits(l) {
+    const t = this.t;
+    this.types = l.types.map((x) => x.label).join(", ");
+    this.picker.accept = l.types.flatMap((x) => [x.mime, ...x.extensions]).join(",");
+    this.clip.title = t("attachHint", { types: this.types, max: size(t, l.max_bytes), n: l.max_per_message });
+  }
+
+  // A file in the tray while it uploads: name, size, progress, and a button to remove it.
+  upload(file, remove) {
+    const t = this.t;
+    const name = file.name;
+    const li = el(
+      "li",
+      {},
+      el("span", { class: "name", text: name }),
+      el("span", { class: "size", text: size(t, file.size) }),
+      el("button", { type: "button", class: "x", "aria-label": t("removeFile", { name }), text: "×", onclick: remove }),
+    );
+    li.append((li.bar = el("progress", { max: "1", value: "0", "aria-label": name })));
+    this.tray.append(li);
+    this.tray.hidden = false;
+    this.toBottom();
+    return li;
+  }
+
+  uploadFailed(li, why) {
+    li.dataset.state = "failed";
+    li.bar.replaceWith(el("span", { class: "error", role: "alert", text: why }));
+  }
+
+  unupload(li) {
+    li.remove();
+    this.tray.hidden = !this.tray.children.length;
   }
 
   notice(text, seq) {
