@@ -16,7 +16,9 @@ deployment lists the phrases its customers use.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,6 +84,9 @@ _UNSPACED = (
     (0x4E00, 0x9FFF),  # CJK Unified Ideographs
     (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
 )
+_UNSPACED_FROM = min(low for low, _ in _UNSPACED)
+# In ASCII the word characters are letters, digits and "_" (no marks, nothing unspaced).
+_ASCII_WORD = re.compile(r"[0-9A-Za-z_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,8 @@ class Trigger:
 
 def _unspaced(char: str) -> bool:
     code = ord(char)
+    if code < _UNSPACED_FROM:  # most text, and all of ASCII: checked per character
+        return False
     return any(low <= code <= high for low, high in _UNSPACED)
 
 
@@ -146,6 +153,13 @@ def _words(text: str) -> tuple[str, ...]:
     marks, and single characters of unspaced scripts. Everything else, apostrophes included,
     separates words, as regex `\\b` would ("your manager's" holds "your manager")."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    if folded.isascii():  # the same words as below, found in one pass of the regex engine
+        return tuple(_ASCII_WORD.findall(folded))
+    return _scanned(folded)
+
+
+def _scanned(folded: str) -> tuple[str, ...]:
+    """`_words()` of normalised, case-folded text, character by character."""
     words: list[str] = []
     current: list[str] = []
     for char in folded:
@@ -160,6 +174,13 @@ def _words(text: str) -> tuple[str, ...]:
     if current:
         words.append("".join(current))
     return tuple(words)
+
+
+@functools.lru_cache(maxsize=1024)
+def _phrase_words(phrase: str) -> tuple[str, ...]:
+    """`_words()` of a configured phrase: the same few phrases are matched against every
+    customer message, so each is split once per process (at most 100 are configured)."""
+    return _words(phrase)
 
 
 def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
@@ -193,7 +214,7 @@ def asks_for_manager(text: str, phrases: Sequence[str]) -> str | None:
         raise TypeError("phrases must be a sequence of phrases, not one string")
     words = _words(text)
     for phrase in phrases:
-        wanted = _words(phrase)
+        wanted = _phrase_words(phrase)
         if wanted and _contains(words, wanted):
             return phrase
     return None
