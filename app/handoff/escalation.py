@@ -11,12 +11,14 @@ of locks is the conversation's row, then the transfer's, then agents' rows, as e
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Protocol, cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import BindParameter, Executable, and_, bindparam, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
@@ -36,7 +38,16 @@ from app.handoff.rules import (
     asks_for_manager,
     escalation_due,
 )
-from app.handoff.summaries import _check_repeat, _scorer, _summary_event, build
+from app.handoff.summaries import (
+    SCORES,
+    FoundRepeat,
+    _scorer,
+    _summary_event,
+    build,
+    find_repeat,
+    record_repeat,
+    stored_settings,
+)
 from app.handoff.transfers import (
     OPEN,
     SUPERVISOR_ROLES,
@@ -47,7 +58,6 @@ from app.handoff.transfers import (
     _open_transfer,
     _requested,
 )
-from app.routing import repository as routing_repository
 from app.store.models import (
     Agent,
     Conversation,
@@ -64,15 +74,8 @@ from app.store.models import (
 
 
 async def escalation_policy(session: AsyncSession) -> EscalationPolicy:
-    row = await routing_repository.routing_settings(session)
-    return EscalationPolicy(
-        phrases=tuple(row.escalation_phrases or ()),
-        wait_seconds=row.escalate_wait_seconds,
-        handle_seconds=row.escalate_handle_seconds,
-        max_transfers=row.escalate_after_transfers,
-        sentiment_below=row.escalate_sentiment_below,
-        sentiment_window=row.escalate_sentiment_window,
-    )
+    """The stored escalation settings, at most `summaries.SETTINGS_TTL_SECONDS` old."""
+    return (await stored_settings(session)).policy
 
 
 async def escalate(
@@ -303,7 +306,19 @@ def _only(policy: EscalationPolicy, *rules: str) -> EscalationPolicy:
     )
 
 
-def _facts(conversation: Conversation, scores: Sequence[float]) -> ChatFacts:
+class _ChatRow(Protocol):
+    """What the rules read of a conversation: its row, or those columns of it."""
+
+    state: ConversationState
+    waiting_since: datetime | None
+    queued_at: datetime | None
+    created_at: datetime
+    assigned_at: datetime | None
+    transfer_count: int
+    escalated_at: datetime | None
+
+
+def _facts(conversation: _ChatRow, scores: Sequence[float]) -> ChatFacts:
     return ChatFacts(
         state=conversation.state.value,
         queued_at=conversation.waiting_since or conversation.queued_at or conversation.created_at,
@@ -329,6 +344,62 @@ async def _after_move(
     return outcome
 
 
+_CHAT_COLUMNS = (
+    Conversation.state,
+    Conversation.waiting_since,
+    Conversation.queued_at,
+    Conversation.created_at,
+    Conversation.assigned_at,
+    Conversation.transfer_count,
+    Conversation.escalated_at,
+)
+
+
+@functools.lru_cache(maxsize=32)
+def _unlocked_read(window: int) -> Executable:
+    """The statement of `_read_unlocked()`, built once per window size (building it costs
+    about as much CPU as running it)."""
+    chat: BindParameter[uuid.UUID] = bindparam("conversation_id")
+    if window < 1:
+        return select(*_CHAT_COLUMNS).where(Conversation.id == chat)
+    said = (
+        select(ConversationEvent.seq, ConversationEvent.body)
+        .where(
+            ConversationEvent.conversation_id == chat,
+            ConversationEvent.kind == kinds.MESSAGE,
+            ConversationEvent.sender_type == SenderType.VISITOR,
+        )
+        .order_by(ConversationEvent.seq.desc())
+        .limit(window)
+        .subquery()
+    )
+    # One row per message (the conversation's columns repeated), or one with no message.
+    return (
+        select(*_CHAT_COLUMNS, said.c.seq, said.c.body)
+        .select_from(Conversation)
+        .outerjoin(said, true())
+        .where(Conversation.id == chat)
+    )
+
+
+async def _read_unlocked(
+    session: AsyncSession, conversation_id: uuid.UUID, *, window: int
+) -> tuple[_ChatRow, list[tuple[int, str]]] | None:
+    """The conversation's columns the rules read and, with `window` > 0, the customer's last
+    `window` messages as (seq, text), oldest first: one statement, no lock."""
+    rows = (
+        await session.execute(_unlocked_read(window), {"conversation_id": conversation_id})
+    ).all()
+    if not rows:
+        return None
+    if window < 1:
+        return cast(_ChatRow, rows[0]), []
+    messages = sorted(
+        (row.seq, str((row.body or {}).get("text", ""))) for row in rows if row.seq is not None
+    )
+    return cast(_ChatRow, rows[0]), messages
+
+
 async def after_customer_message(
     session: AsyncSession,
     *,
@@ -339,17 +410,43 @@ async def after_customer_message(
 ) -> Outcome:
     """What a customer's new message may set off: an escalation (they asked for a manager,
     or their mood fell below the threshold) and the "repeated themselves" check after a
-    transfer. Runs in the unit of work that stored the message."""
+    transfer. Runs in a unit of work of its own, after the one that stored the message.
+
+    Decided on an unlocked read (the policy from the process's cache, the conversation, the
+    customer's last messages with their scores from `summaries.SCORES`); the conversation's
+    row is locked only when something is to be stored, and the decision is checked again
+    under the lock: a chat closed or escalated meanwhile gets nothing, and the rule is
+    evaluated on the row as locked."""
+    policy = await escalation_policy(session)
+    window = 0 if policy.sentiment_below is None else policy.sentiment_window
+    read = await _read_unlocked(session, conversation_id, window=window)
+    if read is None or read[0].state is ConversationState.CLOSED:
+        return Outcome()
+    seen, said = read
+    repeat: FoundRepeat | None = None
+    if seen.transfer_count > 0:
+        catalogue = (await stored_settings(session)).catalogue
+        repeat = await find_repeat(session, conversation_id, catalogue=catalogue)
+    phrase: str | None = None
+    scores: list[float] = []
+    sentiment = False
+    if seen.escalated_at is None:
+        phrase = asks_for_manager(text, policy.phrases)
+        if phrase is None and policy.sentiment_below is not None:
+            scores = SCORES.scores(_scorer(session), conversation_id, said)
+            sentiment = (
+                escalation_due(_facts(seen, scores), _only(policy, SENTIMENT), now) is not None
+            )
+    if repeat is None and phrase is None and not sentiment:
+        return Outcome()
     conversation = await chat_repository.get_for_update(session, conversation_id)
     if conversation is None or conversation.state is ConversationState.CLOSED:
         return Outcome()
     outcome = Outcome(conversation_id=conversation.id)
-    if conversation.transfer_count > 0:
-        outcome.merge(await _check_repeat(session, conversation, now=now))
+    if repeat is not None:
+        outcome.merge(await record_repeat(session, conversation, repeat, now=now))
     if conversation.escalated_at is not None:
         return outcome
-    policy = await escalation_policy(session)
-    phrase = asks_for_manager(text, policy.phrases)
     if phrase is not None:
         escalated, _ = await escalate(
             session, conversation, by="visitor", reason=f"The customer asked for {phrase!r}.",
@@ -357,24 +454,8 @@ async def after_customer_message(
         )  # fmt: skip
         outcome.merge(escalated)
         return outcome
-    if policy.sentiment_below is None:
+    if not sentiment:
         return outcome
-    texts = await session.scalars(
-        select(ConversationEvent.body)
-        .where(
-            ConversationEvent.conversation_id == conversation.id,
-            ConversationEvent.kind == kinds.MESSAGE,
-            ConversationEvent.sender_type == SenderType.VISITOR,
-        )
-        .order_by(ConversationEvent.seq.desc())
-        .limit(policy.sentiment_window)
-    )
-    scorer = _scorer(session)
-    # Clamped as the summary clamps them: a plug-in scorer out of range must not skew the rule.
-    scores = [
-        max(-1.0, min(1.0, scorer.score(str(body.get("text", "")))))
-        for body in reversed(list(texts))
-    ]
     trigger = escalation_due(_facts(conversation, scores), _only(policy, SENTIMENT), now)
     if trigger is not None:
         escalated, _ = await escalate(

@@ -4,6 +4,12 @@ sentiment scorer it rates customers' messages with (docs/handoff.md#sentiment), 
 
 Loads what the pure cores (`handoff.summary`, `handoff.repeats`) need and stores what they
 find as agents-only events. Runs inside the caller's unit of work and never commits.
+
+Keeps two things per process for the check after every customer message: the escalation
+settings and product catalogue for `SETTINGS_TTL_SECONDS` (a change made on another node is
+seen once they expire; `routing.repository` makes one made here seen at once), and the scores
+of customer messages (`SCORES`, bounded), which never go stale. Nothing else is kept between
+units of work.
 """
 
 from __future__ import annotations
@@ -11,7 +17,11 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -23,7 +33,8 @@ from app.chat import repository as chat_repository
 from app.chat.events import StoredEvent
 from app.chat.log import append_event
 from app.chat.service import Outcome
-from app.handoff.repeats import repeats_after_transfer
+from app.handoff.repeats import Repeat, repeats_after_transfer
+from app.handoff.rules import EscalationPolicy
 from app.handoff.sentiment import DEFAULT_SCORER, Scorer
 from app.handoff.summary import (
     EarlierConversation,
@@ -39,6 +50,7 @@ from app.store.models import (
     Conversation,
     ConversationEvent,
     ConversationState,
+    RoutingSettings,
     SenderType,
     Skill,
     Transfer,
@@ -107,6 +119,122 @@ def use_scorer(session: AsyncSession, scorer: Scorer) -> None:
 def _scorer(session: AsyncSession) -> Scorer:
     found: Scorer = session.info.get(_SCORER, DEFAULT_SCORER)
     return found
+
+
+# How many customer messages' scores a process keeps. The sentiment rule rescores the last
+# `escalate_sentiment_window` (3 by default, at most 20) messages after each new one; with this
+# many, a node serving a few thousand chats at once scores each message once.
+SCORE_CACHE_SIZE = 20_000
+
+
+class ScoreCache:
+    """Scores of stored customer messages, by conversation and `seq`, least recently used
+    first out. Correct on any node: a stored message never changes, and a score is a pure
+    function of its text and the scorer (a mark is kept with the scorer that gave it, and only
+    that scorer gets it back). Clamped to [-1, 1], as the summary clamps them: a plug-in scorer
+    out of range must not skew the rule."""
+
+    def __init__(self, size: int = SCORE_CACHE_SIZE) -> None:
+        self.size = size
+        self._marks: OrderedDict[tuple[uuid.UUID, int], tuple[Scorer, float]] = OrderedDict()
+
+    def scores(
+        self, scorer: Scorer, conversation_id: uuid.UUID, said: Sequence[tuple[int, str]]
+    ) -> list[float]:
+        """The scores of `said`, (seq, text) pairs of one conversation, in their order."""
+        out = []
+        for seq, text in said:
+            key = (conversation_id, seq)
+            found = self._marks.get(key)
+            if found is not None and found[0] is scorer:
+                self._marks.move_to_end(key)
+                out.append(found[1])
+                continue
+            mark = max(-1.0, min(1.0, scorer.score(text)))
+            self._marks[key] = (scorer, mark)
+            self._marks.move_to_end(key)
+            if len(self._marks) > self.size:
+                self._marks.popitem(last=False)
+            out.append(mark)
+        return out
+
+
+SCORES = ScoreCache()
+
+
+# -- the stored settings the checks read ------------------------------------------------------
+
+# How long a process keeps the escalation settings and the product catalogue it read from the
+# routing settings row. Every customer message checks them: reading the row each time cost a
+# query per message, for a row that changes when an admin edits the policy. A change made
+# through the admin API is seen at once by the node that made it (`routing.repository`
+# bumps its version on commit); other nodes see it within this many seconds.
+SETTINGS_TTL_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSettings:
+    """What the handoff checks read of the routing settings row."""
+
+    policy: EscalationPolicy
+    catalogue: tuple[str, ...]
+
+
+class SettingsCache:
+    """The stored settings as last read, per database, for `ttl` seconds of `clock`."""
+
+    def __init__(
+        self, ttl: float = SETTINGS_TTL_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._held: dict[str, tuple[int, float, StoredSettings]] = {}
+
+    def get(self, key: str, version: int) -> StoredSettings | None:
+        """What was put under `key` at `version` less than `ttl` ago, or None."""
+        held = self._held.get(key)
+        if held is None or held[0] != version or self.clock() - held[1] >= self.ttl:
+            return None
+        return held[2]
+
+    def put(self, key: str, version: int, read_at: float, settings: StoredSettings) -> None:
+        """Keep `settings`, read from the database no earlier than `read_at` (`clock`'s time
+        before the read) while its version was `version`."""
+        self._held[key] = (version, read_at, settings)
+
+
+SETTINGS = SettingsCache()
+
+
+async def stored_settings(session: AsyncSession) -> StoredSettings:
+    """The escalation policy and product catalogue as stored, at most `SETTINGS_TTL_SECONDS`
+    old (fresh in a unit of work that changed them)."""
+    if routing_repository.settings_changed_here(session):
+        return _settings_of(await routing_repository.routing_settings(session))
+    key, version = routing_repository.settings_version(session)
+    held = SETTINGS.get(key, version)
+    if held is not None:
+        return held
+    read_at = SETTINGS.clock()
+    # Tagged with the version seen before the read: a change committed meanwhile bumps it, and
+    # this copy is then stale at once.
+    fresh = _settings_of(await routing_repository.routing_settings(session))
+    SETTINGS.put(key, version, read_at, fresh)
+    return fresh
+
+
+def _settings_of(row: RoutingSettings) -> StoredSettings:
+    return StoredSettings(
+        policy=EscalationPolicy(
+            phrases=tuple(row.escalation_phrases or ()),
+            wait_seconds=row.escalate_wait_seconds,
+            handle_seconds=row.escalate_handle_seconds,
+            max_transfers=row.escalate_after_transfers,
+            sentiment_below=row.escalate_sentiment_below,
+            sentiment_window=row.escalate_sentiment_window,
+        ),
+        catalogue=tuple(row.product_catalogue or ()),
+    )
 
 
 # -- the context summary ----------------------------------------------------------------------
@@ -220,42 +348,71 @@ def _summary_event(
 # -- after a transfer: did the customer repeat themselves? ------------------------------------
 
 
-async def _check_repeat(
-    session: AsyncSession, conversation: Conversation, *, now: datetime
-) -> Outcome:
-    transfer = await session.scalar(
+@dataclass(frozen=True, slots=True)
+class FoundRepeat:
+    """Restatements found after the move of `transfer_id`, not yet stored."""
+
+    transfer_id: uuid.UUID
+    repeats: tuple[Repeat, ...]
+
+
+async def _moved_by(session: AsyncSession, conversation_id: uuid.UUID) -> Transfer | None:
+    """The accepted transfer that last moved the chat."""
+    transfer: Transfer | None = await session.scalar(
         select(Transfer)
         .where(
-            Transfer.conversation_id == conversation.id,
+            Transfer.conversation_id == conversation_id,
             Transfer.state == TransferState.ACCEPTED,
             Transfer.moved_seq.is_not(None),
         )
         .order_by(Transfer.moved_seq.desc())
         .limit(1)
+        # A copy read earlier in this unit of work may predate a change made under the lock.
+        .execution_options(populate_existing=True)
     )
+    return transfer
+
+
+async def find_repeat(
+    session: AsyncSession, conversation_id: uuid.UUID, *, catalogue: Sequence[str]
+) -> FoundRepeat | None:
+    """Did the customer, in their first `REPEAT_WINDOW` messages since the chat last moved,
+    restate what they had said before it? Reads only, without a lock: the caller stores what
+    is found with `record_repeat()`, which checks under the lock that it still applies. Found
+    once per transfer: nothing once its first repeat is stored."""
+    transfer = await _moved_by(session, conversation_id)
     if transfer is None or transfer.repeat_seq is not None or transfer.moved_seq is None:
-        return Outcome()
+        return None
     # Counted in the store first: once the window has passed, nothing more is read.
     said_after = await session.scalar(
         select(func.count())
         .select_from(ConversationEvent)
         .where(
-            ConversationEvent.conversation_id == conversation.id,
+            ConversationEvent.conversation_id == conversation_id,
             ConversationEvent.seq > transfer.moved_seq,
             ConversationEvent.kind == kinds.MESSAGE,
             ConversationEvent.sender_type == SenderType.VISITOR,
         )
     )
     if not said_after or said_after > REPEAT_WINDOW:
-        return Outcome()
-    events = await _transcript(session, conversation.id, messages_only=True)
-    settings = await routing_repository.routing_settings(session)
-    found = repeats_after_transfer(
-        events, transfer.moved_seq, catalogue=tuple(settings.product_catalogue or ())
-    )
+        return None
+    events = await _transcript(session, conversation_id, messages_only=True)
+    found = repeats_after_transfer(events, transfer.moved_seq, catalogue=tuple(catalogue))
     if not found:
+        return None
+    return FoundRepeat(transfer.id, tuple(found))
+
+
+async def record_repeat(
+    session: AsyncSession, conversation: Conversation, found: FoundRepeat, *, now: datetime
+) -> Outcome:
+    """Store what `find_repeat()` found (`handoff.repeat`, and the transfer's `repeat_seq`), if
+    the chat has not moved again and no repeat of that transfer was stored meanwhile. The
+    caller holds the conversation's row lock, under which every transfer of it changes."""
+    transfer = await _moved_by(session, conversation.id)
+    if transfer is None or transfer.id != found.transfer_id or transfer.repeat_seq is not None:
         return Outcome()
-    transfer.repeat_seq = found[0].seq
+    transfer.repeat_seq = found.repeats[0].seq
     event = append_event(
         session,
         conversation,
@@ -270,7 +427,7 @@ async def _check_repeat(
                     "value": r.value,
                     "original_seqs": list(r.original_seqs),
                 }
-                for r in found
+                for r in found.repeats
             ],
         },
         visibility=Visibility.AGENTS,

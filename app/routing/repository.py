@@ -8,12 +8,25 @@ declined or expires.
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Uuid, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Uuid,
+    and_,
+    bindparam,
+    event,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from app.routing.intake import SkillRule
 from app.routing.policy import EscalationStep, OfferMode, RoutingPolicy, WatchdogPolicy
@@ -471,8 +484,57 @@ async def load_policy(session: AsyncSession) -> tuple[RoutingPolicy, WatchdogPol
 
 
 def forget_policy(session: AsyncSession) -> None:
-    """Drop the unit of work's cached policy (after the admin API changed it)."""
+    """Drop the unit of work's cached policy (after the admin API changed it), and, once this
+    unit of work commits, have this process's caches of the settings row read it again
+    (`settings_version()`)."""
     session.info.pop(_POLICY_CACHE, None)
+    session.info[_SETTINGS_CHANGED] = True
+    key = _settings_key(session)
+    if not event.contains(session.sync_session, "after_commit", _bump_version):
+        event.listen(session.sync_session, "after_commit", _bump_version)
+    # Held by the listener's session until the commit: the key it bumps.
+    session.info[_SETTINGS_KEY] = key
+
+
+# -- this process's view of when the settings row changed -------------------------------------
+# Caches of what is derived from the routing settings (the escalation policy, the product
+# catalogue; `handoff.summaries.stored_settings()`) keep it for a few seconds per process, and
+# so do not see a change made on another node before they expire. A change made here is seen at
+# once: `forget_policy()` bumps the version of the database's settings when its unit of work
+# commits (not before: a cache refilled between the change and its commit would hold the old
+# row), and a cache filled under an older version is stale. Keyed by database URL, as one
+# process may talk to several databases (tests do).
+_SETTINGS_CHANGED = "warmline.routing.settings_changed"
+_SETTINGS_KEY = "warmline.routing.settings_key"
+_settings_versions: dict[str, int] = {}
+_keys: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def _settings_key(session: AsyncSession) -> str:
+    engine = session.get_bind().engine
+    key = _keys.get(engine)
+    if key is None:  # rendering a URL costs more than the rest of a cache hit
+        key = _keys[engine] = engine.url.render_as_string(hide_password=False)
+    return key
+
+
+def _bump_version(session: Session) -> None:
+    key = session.info.pop(_SETTINGS_KEY, None)
+    if isinstance(key, str):
+        _settings_versions[key] = _settings_versions.get(key, 0) + 1
+
+
+def settings_version(session: AsyncSession) -> tuple[str, int]:
+    """The database this session is bound to, and how often this process has committed a
+    change to its routing settings (through `forget_policy()`)."""
+    key = _settings_key(session)
+    return key, _settings_versions.get(key, 0)
+
+
+def settings_changed_here(session: AsyncSession) -> bool:
+    """Whether this unit of work changed the routing settings: it must read the row, not a
+    cache of it."""
+    return bool(session.info.get(_SETTINGS_CHANGED))
 
 
 async def due_steps(session: AsyncSession, *, now: datetime, limit: int) -> list[Conversation]:

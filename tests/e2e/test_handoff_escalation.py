@@ -7,11 +7,13 @@ Each test runs on both backends (SQLite + in-process bus, PostgreSQL + Redis). A
 and an agent login (Argon2) are the expensive parts, so each test plays several scenes on one
 server. Agents come online with their hello (`routing.presence.connect`): supervisors are
 offered escalations from then on without a `status` frame. The routing policy is written
-straight to the store before the server starts (its admin API has its own tests).
+straight to the store before the server starts (its admin API has its own tests), except in
+`TestPolicyChanges`, which checks how soon a change made through that API applies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -19,6 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from app.handoff.summaries import SETTINGS_TTL_SECONDS
 from app.store.db import Database
 from app.store.models import ConversationEvent, Role, RoutingSettings
 from tests.conftest import Backend
@@ -597,3 +600,90 @@ class TestReviewRegressions:
             assert refused["details"]["agent"]["name"] == long_names[0]
         finally:
             await server.stop()
+
+
+# -- policy changes: at once on the node that made them, within the cache's TTL elsewhere -----
+
+CUSTOM_PHRASE = "a human please"
+
+
+async def change_policy(server: Server, admin: Client, **fields: Any) -> None:
+    """PATCH /api/v1/routing/policy as `admin`, through `server`."""
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        got = await http.patch(
+            "/api/v1/routing/policy",
+            json=fields,
+            headers={"Authorization": f"Bearer {admin.token}"},
+        )
+    assert got.status_code == 200, got.text
+
+
+async def said_then_checked(visitor: Client, cid: str, text: str) -> None:
+    """`text`, then a neutral message whose ack comes once the checks of `text` have run (a
+    socket handles its frames in order, the checks after each message's ack included)."""
+    await visitor.message(text, conversation_id=cid)
+    await visitor.message("Thanks.", conversation_id=cid)
+
+
+class TestPolicyChanges:
+    async def test_a_change_applies_at_once_on_the_node_that_made_it(
+        self, backend: Backend
+    ) -> None:
+        """The node has just read the phrases (its copy is seconds young) when an admin sets
+        new ones through it: the next message is checked against the new ones, and switching
+        phrases off applies at once too."""
+        server = await Server(backend, transfer_timeout="30").start()
+        try:
+            admin = await Client.agent(
+                server, await create_agent(backend, name="Root", role=Role.ADMIN)
+            )
+            ann = await online(server, backend, "Ann", skills={"billing": 5})
+            ada, first = await chat_with(server, ann)
+            await said_then_checked(ada, first, f"Is there {CUSTOM_PHRASE}?")
+            assert "conversation.escalated" not in [
+                kind for _, kind in await stored(backend, first)
+            ]
+
+            await change_policy(server, admin, escalation_phrases=[CUSTOM_PHRASE])
+            asked = await ada.message(f"Yes, {CUSTOM_PHRASE}!", conversation_id=first)
+            mark = await ann.event("conversation.escalated", conversation_id=first)
+            assert mark["seq"] > asked["seq"]
+            assert (mark["body"]["by"], mark["body"]["phrase"]) == ("visitor", CUSTOM_PHRASE)
+
+            await change_policy(server, admin, escalation_phrases=[])
+            bea, second = await chat_with(server, ann, INVOICE_TEXT, name="Bea")
+            await said_then_checked(bea, second, ASKS_FOR_MANAGER)
+            assert "conversation.escalated" not in [
+                kind for _, kind in await stored(backend, second)
+            ]
+        finally:
+            await server.stop()
+
+    async def test_another_node_applies_it_within_the_ttl(self, postgres_backend: Backend) -> None:
+        """An admin changes the phrases through node-1 while node-2 holds a copy it has just
+        read: a message to node-2 once `SETTINGS_TTL_SECONDS` have passed is checked against
+        the new phrases. Nothing but that TTL carries a change from node to node."""
+        backend = postgres_backend
+        one = await Server(backend, node_name="node-1", transfer_timeout="30").start()
+        try:
+            two = await Server(backend, node_name="node-2", transfer_timeout="30").start()
+        except BaseException:
+            await one.stop()
+            raise
+        try:
+            admin = await Client.agent(
+                one, await create_agent(backend, name="Root", role=Role.ADMIN)
+            )
+            ann = await online(two, backend, "Ann", skills={"billing": 5})
+            ada, cid = await chat_with(two, ann)
+            await said_then_checked(ada, cid, f"Is there {CUSTOM_PHRASE}?")
+
+            await change_policy(one, admin, escalation_phrases=[CUSTOM_PHRASE])
+            await asyncio.sleep(SETTINGS_TTL_SECONDS + 0.5)
+            asked = await ada.message(f"Yes, {CUSTOM_PHRASE}!", conversation_id=cid)
+            mark = await ann.event("conversation.escalated", conversation_id=cid)
+            assert mark["seq"] > asked["seq"]
+            assert mark["body"]["phrase"] == CUSTOM_PHRASE
+        finally:
+            await two.stop()
+            await one.stop()
