@@ -18,6 +18,11 @@ DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the well-known defa
 MIN_IDENTITY_SECRET_CHARS = 32
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path('warmline.db').resolve()}"
+DEFAULT_ATTACHMENT_STORE = Path("warmline-files").resolve().as_uri()
+# Attachments: 10 MB covers phone photos and PDFs; the hard ceiling keeps one upload from
+# filling a disk or holding a worker for minutes.
+DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+MAX_ATTACHMENT_MAX_BYTES = 512 * 1024 * 1024
 
 
 def _split_csv(value: object) -> object:
@@ -67,6 +72,18 @@ class Settings(BaseSettings):
     # An external summarizer (docs/handoff.md#external-summarizer), as "package.module:name";
     # unset: the deterministic context summary stands alone.
     summarizer: str | None = None
+    # Where attachments are kept: `file:///a/directory` (the default, next to the database) or
+    # `s3://bucket/prefix` (docs/operations.md#attachments).
+    attachment_store: str = DEFAULT_ATTACHMENT_STORE
+    # For an S3-compatible store that is not AWS (MinIO, Ceph, R2…), and the bucket's region.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    attachment_max_bytes: int = Field(
+        default=DEFAULT_ATTACHMENT_MAX_BYTES, ge=1024, le=MAX_ATTACHMENT_MAX_BYTES
+    )
+    # MIME types accepted, comma-separated; empty: the default list. app/files/types.py lists
+    # those Warmline recognises, and the app refuses to start with one it does not.
+    attachment_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
     agent_session_ttl_hours: int = Field(default=12, ge=1)
     node_name: str | None = None
     log_level: str = "INFO"
@@ -75,6 +92,11 @@ class Settings(BaseSettings):
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("attachment_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
         return _split_csv(value)
 
     @model_validator(mode="after")

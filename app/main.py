@@ -20,6 +20,7 @@ from app.api import errors as api_errors
 from app.api.v1 import admin_agents as admin_agents_api
 from app.api.v1 import admin_routing as admin_routing_api
 from app.api.v1 import admin_skills as admin_skills_api
+from app.api.v1 import attachments as attachments_api
 from app.api.v1 import auth as auth_api
 from app.api.v1 import conversations as conversations_api
 from app.api.v1 import handoff as handoff_api
@@ -27,6 +28,9 @@ from app.api.v1 import visitor_conversations as visitor_conversations_api
 from app.api.v1 import visitors as visitors_api
 from app.bus.base import BusUnavailable, create_bus
 from app.config import Settings
+from app.errors import ServiceUnavailable
+from app.files import open_store
+from app.files import types as filetypes
 from app.logging import configure as configure_logging
 from app.realtime import endpoints as realtime_endpoints
 from app.realtime.hub import Hub, default_node_name
@@ -45,6 +49,8 @@ def _include_routers(app: FastAPI) -> None:
         admin_agents_api.router,
         admin_routing_api.router,
         handoff_api.router,
+        attachments_api.router,
+        attachments_api.visitor_router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_endpoints.router)
@@ -54,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. Without `settings`, they are read from the environment."""
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    # Refused before anything starts: a typo in the list must not silently accept nothing.
+    attachment_types = filetypes.accepted(settings.attachment_types)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,22 +74,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         node = settings.node_name or default_node_name()
         bus = create_bus(settings.redis_url, node=node)
         await bus.start()
-        hub = Hub(settings=settings, db=db, bus=bus, node=node)
+        files = open_store(
+            settings.attachment_store,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+        )
+        hub = Hub(settings=settings, db=db, bus=bus, node=node, files=files)
         hub.start()
         app.state.db = db
         app.state.bus = bus
         app.state.hub = hub
+        app.state.files = files
         log.info(
-            "warmline node %s ready (database: %s, bus: %s)",
+            "warmline node %s ready (database: %s, bus: %s, attachments: %s)",
             hub.node,
             "sqlite" if db.is_sqlite else "postgresql",
             "redis" if settings.redis_url else "in-process",
+            files.where,
         )
         try:
             yield
         finally:
             await hub.stop()
             await bus.stop()
+            await files.close()
             await db.dispose()
 
     app = FastAPI(
@@ -91,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.attachment_types = attachment_types
     if settings.allowed_origins:
         # The widget runs on customers' sites and calls the REST API from there. Tokens travel
         # in headers and bodies, never cookies, so credentials stay off.
@@ -107,6 +124,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _include_routers(app)
     web.install(app)  # the visitor widget at /widget/ and its demo page at /demo
 
+    _install_probes(app, settings)
+    return app
+
+
+def _install_probes(app: FastAPI, settings: Settings) -> None:
+    """`/healthz` (the process answers) and `/readyz` (its dependencies do)."""
+
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -114,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="The database (and Redis, when configured) answer",
+        summary="The database, the attachment store (and Redis, when configured) answer",
         responses={503: {"description": "A dependency does not answer"}},
     )
     async def readyz(request: Request) -> JSONResponse:
@@ -131,10 +155,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 checks["redis"] = "ok"
             except BusUnavailable as exc:
                 checks["redis"] = f"unavailable: {type(exc).__name__}"
+        try:
+            await request.app.state.files.ping()
+            checks["files"] = "ok"
+        except ServiceUnavailable as exc:
+            checks["files"] = f"unavailable: {exc.message}"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "unavailable", "checks": checks},
             status_code=200 if ready else 503,
         )
-
-    return app

@@ -148,3 +148,44 @@ def _no_unobserved_task_errors(
         if r.name == "asyncio" and r.levelno >= logging.ERROR
     ]
     assert not reported, f"unobserved asyncio errors: {reported}"
+
+
+@dataclass(frozen=True)
+class S3:
+    """An S3 API on 127.0.0.1 (moto's server: the real protocol over HTTP) and a fresh bucket."""
+
+    endpoint_url: str
+    bucket: str
+    # What a client needs in its environment: boto3's standard credential chain reads these.
+    env: dict[str, str]
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "warmline-test",
+    "AWS_SECRET_ACCESS_KEY": "warmline-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
+    import boto3
+
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    bucket = f"warmline-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return S3(s3_endpoint, bucket, dict(S3_ENV))

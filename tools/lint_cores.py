@@ -187,6 +187,7 @@ OTHER_PURE_MODULES = (
     "app/handoff/statements.py",
     "app/handoff/digest.py",
     "app/handoff/rules.py",
+    "app/files/types.py",
     "app/routing/policy.py",
     "app/routing/estimate.py",
     "app/routing/intake.py",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -40,8 +41,16 @@ def get_now(request: Request) -> datetime:
 async def get_session(db: Annotated[Database, Depends(get_db)]) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: committed when the handler returns, rolled back if it
     raises."""
+    async with unit(db) as session:
+        yield session
+
+
+@asynccontextmanager
+async def unit(db: Database, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+    """A unit of work inside a handler that must not hold a session for its whole length (an
+    upload or a download: bytes move between two short units). Same errors as `SessionDep`."""
     try:
-        async with db.write() as session:
+        async with db.write() if write else db.read() as session:
             yield session
     except DataError as exc:
         raise InvalidData("The database refused a value in this request.") from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden, NotFound, WarmlineError
 
 
 class ConversationNotFound(NotFound):
@@ -51,3 +51,12 @@ class TransferTargetUnavailable(Conflict):
 
 class AlreadyTaken(Conflict):
     code = "already_taken"
+
+
+class AttachmentNotFound(NotFound):
+    code = "attachment_not_found"
+
+
+class TooManyUploads(WarmlineError):
+    code = "too_many_uploads"
+    status_code = 429

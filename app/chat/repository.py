@@ -159,7 +159,12 @@ async def last_visitor_text(session: AsyncSession, conversation_id: uuid.UUID) -
     if body is None:
         return None
     text = body.get("text")
-    return text if isinstance(text, str) else None
+    text = text if isinstance(text, str) else ""
+    # A message of files alone is previewed by their names (an offer should not look empty).
+    names = [str(f.get("name")) for f in body.get("attachments") or [] if isinstance(f, dict)]
+    if names:
+        text = " ".join([text, *(f"[file: {name}]" for name in names)]).strip()
+    return text or None
 
 
 async def offline(

@@ -15,14 +15,22 @@ going offline, escalation steps, assigning and offering, requeueing; docs/routin
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.chat import attachments, repository, transfers
 from app.chat import events as kinds
-from app.chat import repository, transfers
-from app.chat.errors import ConversationClosed, ConversationNotFound, NotParticipant
+from app.chat.attachments import purge_unsent
+from app.chat.errors import (
+    AttachmentNotFound,
+    ConversationClosed,
+    ConversationNotFound,
+    NotParticipant,
+)
 from app.chat.log import append_event
 from app.chat.offers import (
     OfflineItem,
@@ -53,10 +61,18 @@ from app.chat.queue import (
     take_back,
     try_assign,
 )
+from app.files.types import is_image
 from app.routing import repository as routing_repository
 from app.routing import service as routing_service
 from app.routing.service import OfferPolicy
-from app.store.models import Conversation, ConversationState, OfferState, SenderType, Visitor
+from app.store.models import (
+    Attachment,
+    Conversation,
+    ConversationState,
+    OfferState,
+    SenderType,
+    Visitor,
+)
 
 __all__ = [
     "DEFAULT_OFFERS",
@@ -91,6 +107,8 @@ __all__ = [
     "offer_frame",
     "offline_list",
     "pending_offer_frames",
+    "purge_unsent",
+    "readable_attachment",
     "requeue",
     "requeue_agent_chats",
     "send_message",
@@ -146,14 +164,16 @@ async def send_message(
     skill_id: int | None = None,
     page_url: str | None = None,
     offers: OfferPolicy = DEFAULT_OFFERS,
+    attachment_ids: Sequence[uuid.UUID] = (),
 ) -> Outcome:
     """Store a message. A visitor's first message opens a conversation and queues it.
 
     Resending the same `client_msg_id` stores nothing and acks the first `seq`. An agent must
     name the conversation and hold it; a visitor may omit it to mean their open one.
+    `attachment_ids` are the sender's unsent uploads, bound to this message (`attachments.claim`).
 
     Raises:
-        ConversationNotFound, NotParticipant, ConversationClosed.
+        ConversationNotFound, NotParticipant, ConversationClosed, AttachmentNotFound.
     """
     outcome = Outcome()
     opened = False
@@ -235,12 +255,24 @@ async def send_message(
         )
         outcome.notices.append((f"visitor:{actor.id}", join_notice(conversation.id)))
 
+    body: dict[str, Any] = {"text": text}
+    if attachment_ids:
+        # The message takes the next seq; its files are bound to it in this same transaction.
+        files = await attachments.claim(
+            session,
+            actor=actor,
+            ids=attachment_ids,
+            conversation=conversation,
+            seq=conversation.last_seq + 1,
+            now=now,
+        )
+        body["attachments"] = [attachments.ref(f, image=is_image(f.content_type)) for f in files]
     message = append_event(
         session,
         conversation,
         kind=kinds.MESSAGE,
         now=now,
-        body={"text": text},
+        body=body,
         sender_type=actor.kind,
         sender_id=actor.id,
         sender_name=actor.name,
@@ -372,6 +404,31 @@ async def is_live(session: AsyncSession, *, actor: Actor, conversation: Conversa
     if not actor.is_agent or conversation.state is ConversationState.CLOSED:
         return False
     return await transfers.is_receiver(session, conversation.id, actor.id)
+
+
+async def readable_attachment(
+    session: AsyncSession, *, actor: Actor, attachment_id: uuid.UUID, sees_all: bool = False
+) -> Attachment:
+    """The attachment if `actor` may download it: its uploader, or anyone who may read the
+    conversation whose message carries it (`sees_all`: a supervisor or admin, any sent file).
+
+    Raises:
+        AttachmentNotFound: no such attachment, or not one for `actor` (the same answer, so
+            that ids are not probeable).
+    """
+    attachment = await attachments.get(session, attachment_id)
+    if attachment is not None:
+        if attachment.uploader_id == actor.id and attachment.uploader_type is actor.kind:
+            return attachment
+        if attachment.conversation_id is not None:
+            if sees_all:
+                return attachment
+            conversation = await repository.get(session, attachment.conversation_id)
+            if conversation is not None and await may_read(
+                session, actor=actor, conversation=conversation
+            ):
+                return attachment
+    raise AttachmentNotFound("No such attachment.", attachment_id=str(attachment_id))
 
 
 def is_live_for(actor: Actor, conversation: Conversation) -> bool:

@@ -760,7 +760,11 @@ class Connection:
 
     async def _on_message(self, frame: p.SendMessage) -> None:
         actor = self._actor()
-        p.check_text(frame.text, max_chars=self.settings.max_message_chars)
+        p.check_text(
+            frame.text,
+            max_chars=self.settings.max_message_chars,
+            may_be_empty=bool(frame.attachments),
+        )
         if actor.is_agent and (frame.skill is not None or frame.page_url is not None):
             raise p.InvalidFrame("skill and page_url are only for a visitor's first message.")
         now = self.hub.clock()
@@ -777,6 +781,7 @@ class Connection:
                 skill_id=skill_id,
                 page_url=frame.page_url,
                 offers=self.hub.offers,
+                attachment_ids=frame.attachments,
             )
 
         outcome = await self.hub.unit(work)
@@ -802,7 +807,7 @@ class Connection:
                 await self.follow(ack.conversation_id)
             except BusUnavailable:
                 log.warning("could not follow a new conversation; the bus reconnect will resync")
-        if actor.kind is SenderType.VISITOR and not ack.duplicate:
+        if actor.kind is SenderType.VISITOR and not ack.duplicate and frame.text:
             await self._after_customer_message(ack.conversation_id, frame.text)
 
     async def _after_customer_message(self, conversation_id: uuid.UUID, text: str) -> None:

@@ -33,6 +33,7 @@ from app.chat.events import StoredEvent
 from app.chat.service import Outcome
 from app.config import Settings
 from app.errors import InvalidData, ServiceUnavailable, WarmlineError
+from app.files import FileStore
 from app.handoff import service as handoff_service
 from app.handoff import summarizer
 from app.routing import presence
@@ -64,6 +65,9 @@ QUEUE_PUSH_DELAY = 0.3
 # looked for: these last tens of seconds or more, so a second of lateness is invisible, and
 # each query is one index range scan.
 TIMER_PERIOD = 1.0
+# Abandoned uploads are a day old before they go; looking every ten minutes keeps the sweep
+# negligible and the leftovers bounded.
+PURGE_PERIOD = 600.0
 # Delay before a crashed background loop is started again.
 LOOP_RESTART_DELAY = 1.0
 
@@ -93,10 +97,13 @@ class Hub:
         bus: Bus,
         node: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        files: FileStore | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.bus = bus
+        # Where attachments' bytes live; None in tests of the hub alone (nothing to purge).
+        self.files = files
         self.clock = clock
         self.node = node or settings.node_name or default_node_name()
         self.offers = OfferPolicy(
@@ -337,6 +344,10 @@ class Hub:
         # Runs even with auto-accept: offers left pending from before a switch to auto-accept
         # must still expire, or they would hold their agents' slots and their chats forever.
         self._tasks.append(asyncio.create_task(self._supervise("routing.timers", self._timer_loop)))
+        if self.files is not None:
+            self._tasks.append(
+                asyncio.create_task(self._supervise("files.purge_unsent", self._purge_loop))
+            )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -375,6 +386,37 @@ class Hub:
         while True:
             await asyncio.sleep(TIMER_PERIOD)
             await self.timers()
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_PERIOD * random.uniform(0.9, 1.1))  # noqa: S311 - not crypto
+            await self.purge_unsent()
+
+    async def purge_unsent(self) -> int:
+        """Delete uploads nobody sent within a day: the rows first (claimed with SKIP LOCKED, so
+        each node takes its own), then, once that has committed, their bytes. A crash in
+        between leaves bytes without a row, never a row without bytes. Returns how many went."""
+        if self.files is None:
+            return 0
+        now = self.clock()
+
+        async def work(session: AsyncSession) -> list[str]:
+            return await chat_service.purge_unsent(session, now=now)
+
+        try:
+            keys = await self.unit(work)
+        except ServiceUnavailable:
+            return 0
+        for key in keys:
+            try:
+                await self.files.delete(key)
+            except ServiceUnavailable:
+                log.warning(
+                    "an unsent upload's file could not be deleted from %s", self.files.where
+                )
+        if keys:
+            log.info("purged %d unsent uploads", len(keys))
+        return len(keys)
 
     async def timers(self) -> None:
         """Offers and transfers past their time, escalation steps that came due, unanswered

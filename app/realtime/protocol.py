@@ -16,9 +16,12 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
+from app.chat.attachments import MAX_PER_MESSAGE as MAX_ATTACHMENTS
 from app.errors import WarmlineError
 
 PROTOCOL_VERSION = 1
@@ -59,10 +62,30 @@ class SendMessage(Frame):
     type: Literal["message"]
     conversation_id: uuid.UUID | None = None
     client_msg_id: ClientMsgId
-    text: Annotated[str, Field(min_length=1)]
+    # Ids of the sender's uploads (POST …/attachments) sent with this message, in order.
+    # Declared before `text`, whose check reads it.
+    attachments: Annotated[list[uuid.UUID], Field(max_length=MAX_ATTACHMENTS)] = Field(
+        default_factory=list
+    )
+    # May be empty only when the message carries attachments.
+    text: str
     # Visitor only, and only when this message opens a conversation.
     skill: Annotated[str | None, Field(max_length=64)] = None
     page_url: Annotated[str | None, Field(max_length=2048)] = None
+
+    @field_validator("attachments")
+    @classmethod
+    def _each_once(cls, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        if len(set(value)) != len(value):
+            raise ValueError("an attachment is listed twice")
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _says_something(cls, value: str, info: ValidationInfo) -> str:
+        if not value and not info.data.get("attachments"):
+            raise ValueError("a message needs text or attachments")
+        return value
 
 
 class Typing(Frame):
@@ -320,8 +343,9 @@ def parse(text: str, *, max_bytes: int) -> ClientFrame:
         raise InvalidFrame(f"Invalid {kind} frame: {summary}", errors=problems[:20]) from None
 
 
-def check_text(text: str, *, max_chars: int) -> None:
-    """A chat text (message or internal) within the deployment's length limit and not blank.
+def check_text(text: str, *, max_chars: int, may_be_empty: bool = False) -> None:
+    """A chat text (message or internal) within the deployment's length limit and not blank
+    (`may_be_empty`: a message carrying files may have no text at all, but not blank text).
 
     Raises:
         InvalidFrame.
@@ -330,7 +354,7 @@ def check_text(text: str, *, max_chars: int) -> None:
         raise InvalidFrame(
             f"Message is {len(text)} characters; the limit is {max_chars}.", limit=max_chars
         )
-    if not text.strip():
+    if not text.strip() and not (may_be_empty and text == ""):
         raise InvalidFrame("Message text is blank.")
 
 

@@ -448,6 +448,45 @@ class ConversationEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Attachment(Base):
+    """A file uploaded by a visitor or an agent (docs/api.md#attachments).
+
+    Uploaded first, then sent: until a message carries it, `conversation_id` and `seq` are NULL
+    and only its uploader may see it; unsent uploads are deleted after a day. The bytes live in
+    the file store under `storage_key`; this row is what says who may read them.
+    """
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        Index("ix_attachments_conversation", "conversation_id", "seq"),
+        # The purge of unsent uploads and the per-uploader cap read only the unsent rows.
+        Index(
+            "ix_attachments_unsent",
+            "uploader_id",
+            "created_at",
+            postgresql_where=text("conversation_id IS NULL"),
+            sqlite_where=text("conversation_id IS NULL"),
+        ),
+        CheckConstraint("size >= 0", name="size_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    uploader_type: Mapped[SenderType] = mapped_column(_enum(SenderType, "sender_type"))
+    uploader_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    # The message event that carries it.
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Offer(Base):
     """A conversation proposed to one agent, pending until accepted, declined or expired."""
 

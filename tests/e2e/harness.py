@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
+import weakref
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,11 @@ class Server:
         self.env.pop("WARMLINE_REDIS_URL", None)
         if backend.redis_url:
             self.env["WARMLINE_REDIS_URL"] = backend.redis_url
+        # Each server keeps its attachments in a directory of its own (kept across restarts of
+        # this Server, removed with it), unless the test names a store.
+        self.files_dir = Path(tempfile.mkdtemp(prefix="warmline-files-"))
+        weakref.finalize(self, shutil.rmtree, self.files_dir, True)
+        self.env["WARMLINE_ATTACHMENT_STORE"] = self.files_dir.as_uri()
         self.env.update({f"WARMLINE_{k.upper()}": v for k, v in settings.items()})
         self.process: asyncio.subprocess.Process | None = None
         self.port = 0

@@ -39,7 +39,11 @@ class TestStartup:
                 assert (await http.get("/healthz")).json() == {"status": "ok"}
                 ready = await http.get("/readyz")
                 assert ready.status_code == 200
-                expected = {"database": "ok", **({"redis": "ok"} if backend.redis_url else {})}
+                expected = {
+                    "database": "ok",
+                    **({"redis": "ok"} if backend.redis_url else {}),
+                    "files": "ok",
+                }
                 assert ready.json()["checks"] == expected
                 spec = (await http.get("/openapi.json")).json()
                 assert "/api/v1/visitor/sessions" in spec["paths"]

@@ -54,6 +54,14 @@ class RatingClosed(Conflict):
     code = "rating_closed"
 
 
+class AttachmentRef(BaseModel):
+    id: uuid.UUID
+    name: str
+    content_type: str
+    size: int
+    image: bool
+
+
 class TranscriptLine(BaseModel):
     seq: int
     at: datetime
@@ -64,6 +72,10 @@ class TranscriptLine(BaseModel):
     sender: Literal["visitor", "agent", "system"]
     name: str | None = Field(description="Who wrote it or who joined/left, when known.")
     text: str = Field(description="The message, or a sentence saying what happened.")
+    attachments: list[AttachmentRef] = Field(
+        default_factory=list,
+        description="Files the message carries (download: GET /api/v1/visitor/attachments/{id}).",
+    )
 
 
 class Transcript(BaseModel):
@@ -107,8 +119,10 @@ def _line(row: ConversationEvent) -> TranscriptLine:
     agent = body.get("agent") if isinstance(body.get("agent"), dict) else {}
     name = row.sender_name or (agent.get("name") if agent else None)
     sender: Literal["visitor", "agent", "system"] = row.sender_type.value
+    files: list[AttachmentRef] = []
     if row.kind == kinds.MESSAGE:
         text = str(body.get("text", ""))
+        files = [AttachmentRef.model_validate(f) for f in body.get("attachments") or []]
     elif row.kind == kinds.AGENT_JOINED:
         text = f"{name or 'An agent'} joined the chat."
     elif row.kind == kinds.AGENT_LEFT:
@@ -118,8 +132,22 @@ def _line(row: ConversationEvent) -> TranscriptLine:
     else:
         text = f"Rated {body.get('score')} out of 5."
     return TranscriptLine(
-        seq=row.seq, at=row.created_at, kind=row.kind, sender=sender, name=name, text=text
+        seq=row.seq,
+        at=row.created_at,
+        kind=row.kind,
+        sender=sender,
+        name=name,
+        text=text,
+        attachments=files,
     )
+
+
+def _size(size: int) -> str:
+    if size < 1024:  # noqa: PLR2004 - bytes below one kilobyte
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def _plain(conversation: Conversation, lines: list[TranscriptLine]) -> str:
@@ -129,7 +157,9 @@ def _plain(conversation: Conversation, lines: list[TranscriptLine]) -> str:
         who = (line.name or "You") if line.kind == kinds.MESSAGE else "*"
         if line.kind == kinds.MESSAGE and line.sender == "visitor":
             who = "You"
-        out.append(f"[{stamp}] {who}: {line.text}")
+        said = [line.text] if line.text else []
+        said += [f"[file: {f.name}, {_size(f.size)}]" for f in line.attachments]
+        out.append(f"[{stamp}] {who}: {' '.join(said)}")
     return "\n".join(out) + "\n"
 
 

@@ -79,7 +79,7 @@ class TestRefusals:
 
     def test_other_algorithms_are_refused(self) -> None:
         """Only HS256: a token cannot pick `none` or another algorithm."""
-        unsigned = jwt.encode({"sub": "x", "exp": 2_000_000_000}, None, algorithm="none")
+        unsigned = jwt.encode({"sub": "x", "exp": 2_000_000_000}, "", algorithm="none")
         assert "malformed" in refusal(unsigned)
         hs512 = mint(secret=SECRET * 2, algorithm="HS512")  # long enough for HS512
         assert "malformed" in refusal(hs512)
