@@ -5,20 +5,23 @@ summary (`Summary.to_json()`) keeps everything this leaves out. Rules:
 docs/handoff.md#context-summary.
 
 Sections come in priority order, each on its own line under a one-word label: customer,
-problem, facts (current values, with what they corrected), unanswered questions, transfer
-note, what agents did and promised, transfer history, mood, timings, topic and page, earlier
-chats. Each section may use at most its own cap of words and at most what the sections above
-it left of `TEXT_WORD_LIMIT`; items that do not fit are shortened (quotes clipped with "…"),
-then dropped, and a section with nothing left is left out. So detail is dropped from the
+problem, facts (current values, with what they corrected), unanswered questions, files sent,
+transfer note, what agents did and promised, transfer history, mood, timings, topic and page,
+earlier chats. Each section may use at most its own cap of words and at most what the sections
+above it left of `TEXT_WORD_LIMIT`; items that do not fit are shortened (quotes clipped with
+"…"), then dropped, and a section with nothing left is left out. So detail is dropped from the
 bottom first, and customer, problem, current facts and open questions are always kept before
-anything else. Words are counted by `sentences.word_count` (CJK text per two characters), and
-no displayed word is longer than `sentences.MAX_WORD_CHARS`. Lines that would say nothing are
-left out: a steady, neutral mood; a zero wait; how the skill was chosen when no rule chose it.
+anything else, and files right after them: the files line always has the words those four
+leave, at least 75 - 68 = 7. Files that do not fit are counted ("and 2 more"; "3 files" when
+not even one name fits). Words are counted by `sentences.word_count` (CJK text per two
+characters), and no displayed word is longer than `sentences.MAX_WORD_CHARS`. Lines that would
+say nothing are left out: a steady, neutral mood; a zero wait; how the skill was chosen when no
+rule chose it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from app.handoff.mentions import DATE, KINDS, ORDER, PHONE, TICKET
@@ -27,7 +30,7 @@ from app.handoff.sentiment import STEADY
 from app.handoff.statements import NOTED, PROMISED
 
 if TYPE_CHECKING:
-    from app.handoff.summary import HistoryItem, Summary
+    from app.handoff.summary import FileItem, HistoryItem, Summary
 
 # Why 75: the receiving agent should take the summary in within 15 seconds, before greeting
 # the customer. Careful reading of English runs at about 240 words a minute and skimming at
@@ -43,6 +46,15 @@ PROBLEM_WORDS = 28
 QUOTE_WORDS = 13  # one sentence of a quote; longer ones are clipped with "…"
 FACTS_WORDS = 16
 QUESTIONS_WORDS = 14
+# Why 10: the label, three files of two words each ("box.png (customer)") and "and N more",
+# or four files alone. The customer's evidence ranks with their facts (asked for it again,
+# they would repeat themselves), so Files comes right after the four sections above, whose 68
+# words leave it at least 7 (the label, a file and "and N more") in the fullest chat; it ranks
+# below them because an open question is what the customer is waiting on now, and their 68
+# words stay guaranteed. Ten, not more: a file's name says less than a quote of the problem.
+FILES_WORDS = 10
+FILE_NAME_WORDS = 3  # "photo of box.png": a name with spaces is clipped, its start kept
+FILE_SENDER_WORDS = 2  # "(Dana Smith)"
 NOTE_WORDS = 14
 ACTIONS_WORDS = 16
 HISTORY_WORDS = 14
@@ -151,13 +163,68 @@ def _event(item: HistoryItem) -> str | None:
     return None  # earlier summaries: counted in to_json(), not worth a reader's seconds
 
 
+def _file(item: FileItem) -> list[str]:
+    """A file as "name (who)", fullest first; the customer's files say "customer"."""
+    if item.sender == "customer":  # summary.CUSTOMER (not importable here: summary imports us)
+        who = "customer"
+    else:
+        who = clip(item.sender_name, FILE_SENDER_WORDS) if item.sender_name else "agent"
+    name = item.name or "file"
+    return [f"{clip(name, FILE_NAME_WORDS)} ({who})", f"{clip(name, 1)} ({who})"]
+
+
+def _more(left_out: int, shown: int) -> str:
+    if shown:
+        return f"and {left_out} more"
+    return "1 file" if left_out == 1 else f"{left_out} files"
+
+
+def _fit_files(label: str, files: Sequence[FileItem], budget: int) -> list[str]:
+    """As many files as fit with `label` in `budget` words, in seq order, then a count of the
+    others ("and 2 more"; "3 files" when not even one name fits).
+
+    The customer's files are chosen before agents' ones: a photo the customer already sent is
+    what the next agent must not ask for again, while an agent's form can be sent again at no
+    cost to the customer. Files left out are counted, never silently dropped.
+    """
+    ranked = sorted(range(len(files)), key=lambda i: (files[i].sender != "customer", i))
+    # Every file takes two words at least ("box.png (customer)"), so no more than `budget` fit.
+    for room in range(min(len(files), budget), -1, -1):
+        tail = [_more(len(files) - room, room)] if room < len(files) else []
+        chosen = [_file(files[i]) for i in sorted(ranked[:room])]
+        parts = _fit(label, chosen, budget - word_count(" ".join(tail)))
+        if len(parts) == room and word_count(_line(label, [*parts, *tail])) <= budget:
+            return [*parts, *tail]
+    return []
+
+
 def _history(summary: Summary) -> list[list[str]]:
     events = [text for item in summary.history if (text := _event(item)) is not None]
     return [[text] for text in events]
 
 
-def _sections(summary: Summary) -> list[tuple[str, list[list[str]], int, bool]]:
-    """(label, items, cap, latest first) per section, in priority order."""
+# How a section's parts are chosen for a budget: (label, budget) -> parts.
+Fitter = Callable[[str, int], list[str]]
+
+
+def _in_order(items: Sequence[Sequence[str]]) -> Fitter:
+    return lambda label, budget: _fit(label, items, budget)
+
+
+def _latest_first(items: Sequence[Sequence[str]]) -> Fitter:
+    """Chosen newest first, shown in the order they happened."""
+
+    def fit(label: str, budget: int) -> list[str]:
+        parts = _fit(label, items[::-1], budget)[::-1]
+        while parts and word_count(_line(label, parts)) > budget:
+            parts = parts[1:]  # reordering moved a "; " next to CJK text: drop the oldest
+        return parts
+
+    return fit
+
+
+def _sections(summary: Summary) -> list[tuple[str, Fitter, int]]:
+    """(label, fitter, cap) per section, in priority order."""
     s = summary
     shown_questions = [q for q in s.open_questions if q not in s.problem]
     mood = s.sentiment
@@ -178,25 +245,29 @@ def _sections(summary: Summary) -> list[tuple[str, list[list[str]], int, bool]]:
     if s.earlier:
         last = s.earlier[0].opened_at.date().isoformat()
         earlier.append([f"{len(s.earlier)}, last {last}"])
+    note = [[clip(s.note.text, NOTE_WORDS - 1)]] if s.note else []
+    questions = [_quote(q.text, 12) for q in shown_questions]
     return [
-        ("Customer:", _customer(s), CUSTOMER_WORDS, False),
-        ("Problem:", [_quote(q.text) for q in s.problem], PROBLEM_WORDS, False),
-        ("Facts:", _facts(s), FACTS_WORDS, False),
-        ("Unanswered:", [_quote(q.text, 12) for q in shown_questions], QUESTIONS_WORDS, True),
-        ("Note:", [[clip(s.note.text, NOTE_WORDS - 1)]] if s.note else [], NOTE_WORDS, False),
-        ("Agents:", _actions(s), ACTIONS_WORDS, False),
-        ("History:", _history(s), HISTORY_WORDS, True),
+        ("Customer:", _in_order(_customer(s)), CUSTOMER_WORDS),
+        ("Problem:", _in_order([_quote(q.text) for q in s.problem]), PROBLEM_WORDS),
+        ("Facts:", _in_order(_facts(s)), FACTS_WORDS),
+        ("Unanswered:", _latest_first(questions), QUESTIONS_WORDS),
+        ("Files:", lambda label, budget: _fit_files(label, s.files, budget), FILES_WORDS),
+        ("Note:", _in_order(note), NOTE_WORDS),
+        ("Agents:", _in_order(_actions(s)), ACTIONS_WORDS),
+        ("History:", _latest_first(_history(s)), HISTORY_WORDS),
         (
             "Mood:",
-            [[f"{mood.trend} ({mood.first:+.1f} to {mood.last:+.1f})", mood.trend]]
-            if mood.scores and (mood.trend != STEADY or abs(mood.last) >= MOOD_NOTABLE)
-            else [],
+            _in_order(
+                [[f"{mood.trend} ({mood.first:+.1f} to {mood.last:+.1f})", mood.trend]]
+                if mood.scores and (mood.trend != STEADY or abs(mood.last) >= MOOD_NOTABLE)
+                else []
+            ),
             MOOD_WORDS,
-            False,
         ),
-        ("Times:", [[t] for t in times], TIMES_WORDS, False),
-        ("Topic:", topic, TOPIC_WORDS, False),
-        ("Earlier chats:", earlier, EARLIER_WORDS, False),
+        ("Times:", _in_order([[t] for t in times]), TIMES_WORDS),
+        ("Topic:", _in_order(topic), TOPIC_WORDS),
+        ("Earlier chats:", _in_order(earlier), EARLIER_WORDS),
     ]
 
 
@@ -204,14 +275,8 @@ def render(summary: Summary, limit: int = TEXT_WORD_LIMIT) -> str:
     """The summary in at most `limit` words, one section a line (see the module docstring)."""
     lines: list[str] = []
     left = limit
-    for label, items, cap, latest_first in _sections(summary):
-        budget = min(cap, left)
-        if not latest_first:
-            parts = _fit(label, items, budget)
-        else:  # chosen newest first, shown in the order they happened
-            parts = _fit(label, items[::-1], budget)[::-1]
-            while parts and word_count(_line(label, parts)) > budget:
-                parts = parts[1:]  # reordering moved a "; " next to CJK text: drop the oldest
+    for label, fit, cap in _sections(summary):
+        parts = fit(label, min(cap, left))
         if parts:
             lines.append(_line(label, parts))
             left -= word_count(lines[-1])

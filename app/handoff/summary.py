@@ -1,6 +1,7 @@
 """The context summary that travels with a transferred chat: who the customer is, what they
 want in their own words, the facts they gave, what agents did and promised, what is still
-unanswered, the transfer note, the mood, the timings and the chat's transfer history.
+unanswered, the files sent, the transfer note, the mood, the timings and the chat's transfer
+history.
 
 Pure: no I/O, no clock, no randomness; `now` is an argument. `handoff.service` loads the
 conversation's events and the visitor, calls `build_summary()`, and stores `to_json()` as
@@ -17,6 +18,9 @@ Contract:
   words" (problem, facts, questions, sentiment). Agents-only `note` and `transfer.chat`
   events feed only what agents did and promised, marked `internal`. Earlier `handoff.summary`
   events are history, never input.
+- Files: every attachment of a customer-facing message, the customer's and agents', is a
+  `files` item. A message of files alone (`text` "") adds no quote, fact, action or score:
+  only text is words.
 - `text()` holds at most `TEXT_WORD_LIMIT` words (`handoff.digest`); `to_json()` keeps the full
   lists (problem ≤ 3 sentences, actions ≤ 8, open questions ≤ 5, all facts).
 """
@@ -48,6 +52,7 @@ __all__ = [
     "EarlierConversation",
     "EventView",
     "Fact",
+    "FileItem",
     "HistoryItem",
     "Origin",
     "Quote",
@@ -83,6 +88,7 @@ HISTORY_KINDS = frozenset(
 )
 VISITOR = "visitor"
 AGENT = "agent"
+CUSTOMER = "customer"  # FileItem.sender of the visitor's files
 CUSTOMER_FACING = "all"
 PRIORITY_FLAGS = {1: "high", 2: "VIP"}  # conversation.opened `priority`: 0 normal, 1 high, 2 VIP
 FORMAT_VERSION = 1  # of to_json(); bump when a reader would misread the old shape
@@ -202,13 +208,29 @@ class HistoryItem:
 
 
 @dataclass(frozen=True, slots=True)
+class FileItem:
+    """One file of the customer-facing message at `seq`, as its `attachments` named it
+    (docs/protocol.md#message); fields the body lacks or mistyped are None."""
+
+    seq: int
+    sender: str  # CUSTOMER or AGENT
+    sender_name: str | None  # the agent's name; None for the customer's files
+    id: str  # for a console to link to the download
+    name: str | None
+    content_type: str | None
+    size: int | None  # bytes
+    image: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """The context summary of one conversation, as of `built_at` and event `through_seq`.
 
     Sections: `customer`; `origin` (page and skill); `problem` (key sentences, verbatim, in
     the order written); `facts` (all of them, superseded ones marked); agents' `actions`;
-    the customer's `open_questions`; the transfer `note`; `sentiment`; `timings`; transfer
-    and escalation `history` in seq order; `earlier` conversations, newest first.
+    the customer's `open_questions`; the `files` sent both ways, in seq order; the transfer
+    `note`; `sentiment`; `timings`; transfer and escalation `history` in seq order; `earlier`
+    conversations, newest first.
     """
 
     built_at: datetime
@@ -219,6 +241,7 @@ class Summary:
     facts: tuple[Fact, ...]
     actions: tuple[Action, ...]
     open_questions: tuple[Quote, ...]
+    files: tuple[FileItem, ...]
     note: TransferNote | None
     sentiment: Sentiment
     timings: Timings
@@ -268,7 +291,35 @@ def _name(value: object) -> str | None:
 
 
 def _text(event: EventView) -> str:
+    """The message's text; "" for a message of files alone (or a malformed one), which the
+    callers skip wherever a quote, fact, action or score would be made of it."""
     return _str(event.body.get("text")) or ""
+
+
+def _files(event: EventView) -> list[FileItem]:
+    """The files of a customer-facing message; items without an id are not files."""
+    attachments = event.body.get("attachments")
+    if not isinstance(attachments, list):
+        return []
+    sender, name = (CUSTOMER, None) if event.sender_type == VISITOR else (AGENT, event.sender_name)
+    found = []
+    for item in attachments:
+        if not isinstance(item, Mapping) or (file_id := _str(item.get("id"))) is None:
+            continue
+        size = item.get("size")
+        found.append(
+            FileItem(
+                seq=event.seq,
+                sender=sender,
+                sender_name=_str(name),
+                id=file_id,
+                name=_str(item.get("name")),
+                content_type=_str(item.get("content_type")),
+                size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+                image=item.get("image") is True,
+            )
+        )
+    return found
 
 
 def _customer_says(event: EventView) -> bool:
@@ -397,14 +448,19 @@ def build_summary(source: SummaryInput) -> Summary:
     asked: str | None = None
     agent_lines: list[AgentLine] = []
     last_reply: int | None = None
+    files: list[FileItem] = []
     for event in events:
         if _customer_says(event):
-            said.append(Said(event.seq, _text(event), asked))
-            asked = None
+            files += _files(event)
+            if text := _text(event):  # files alone answer no question asked for a value
+                said.append(Said(event.seq, text, asked))
+                asked = None
         elif _agent_says(event):
-            asked = asked_kind(_text(event))
-            last_reply = event.seq
-            agent_lines.append(AgentLine(event.seq, _text(event), event.sender_name, False))
+            files += _files(event)
+            last_reply = event.seq  # a form sent in reply answers the question before it too
+            if text := _text(event):  # files alone leave the agent's last request standing
+                asked = asked_kind(text)
+                agent_lines.append(AgentLine(event.seq, text, event.sender_name, False))
         elif event.kind in (NOTE, TRANSFER_CHAT) and event.sender_type == AGENT:
             line = AgentLine(event.seq, _text(event), event.sender_name, True, event.kind == NOTE)
             agent_lines.append(line)
@@ -428,6 +484,7 @@ def build_summary(source: SummaryInput) -> Summary:
         facts=collect(said, source.catalogue),
         actions=agent_actions(agent_lines),
         open_questions=open_questions(words, last_reply),
+        files=tuple(files),
         note=note,
         sentiment=Sentiment(mood.direction, mood.first, mood.last, tuple(scores)),
         timings=_timings(events, source.now),

@@ -37,6 +37,7 @@ from app.handoff.statements import (
     DID,
     NOTED,
     PROMISED,
+    Action,
     AgentLine,
     Quote,
     agent_actions,
@@ -73,6 +74,7 @@ class Chat:
         self.events: list[EventView] = []
         self.clock = T0
         self.name = name
+        self.uploads = 0
         if opened:
             self.add(
                 "conversation.opened",
@@ -107,6 +109,26 @@ class Chat:
 
     def replies(self, text: str, agent: str = "Dana") -> int:
         return self.add("message", "agent", {"text": text}, name=agent)
+
+    def file(self, name: str, content_type: str = "image/png", size: int = 81234) -> dict[str, Any]:
+        """An attachment as a `message` body names it, with a fresh deterministic id."""
+        self.uploads += 1
+        return {
+            "id": f"00000000-0000-4000-8000-{self.uploads:012d}",
+            "name": name,
+            "content_type": content_type,
+            "size": size,
+            "image": content_type.startswith("image/"),
+        }
+
+    def sends(self, *files: Mapping[str, Any], text: str = "") -> int:
+        """The customer sends files, with `text` or (by default) alone."""
+        body = {"text": text, "attachments": list(files)}
+        return self.add("message", "visitor", body, name=self.name)
+
+    def hands(self, *files: Mapping[str, Any], text: str = "", agent: str = "Dana") -> int:
+        """An agent sends files, with `text` or (by default) alone."""
+        return self.add("message", "agent", {"text": text, "attachments": list(files)}, name=agent)
 
     def note(self, text: str, agent: str = "Dana") -> int:
         return self.add("note", "agent", {"text": text}, name=agent, visibility=AGENTS_ONLY)
@@ -575,6 +597,71 @@ def answers_a_question_with_a_bare_number() -> Script:
     return Script(chat.input(), facts=[("order", "62981", s6), ("phone", "5550199", s8)])
 
 
+@script
+def photo_without_text() -> Script:
+    chat = Chat()
+    chat.sends(chat.file("photo-of-the-box.png"))
+    s3 = chat.says("The box arrived crushed and the lamp inside is broken. Order 48213.")
+    chat.queued()
+    chat.assigned("Dana")
+    chat.replies("I'm sorry to see that. I've logged the damage from your photo.")
+    chat.sends(chat.file("photo-of-the-lamp.jpg", "image/jpeg", 120422))
+    return Script(chat.input(), facts=[("order", "48213", s3)])
+
+
+@script
+def agent_sends_a_form() -> Script:
+    chat = Chat()
+    chat.says("I want to return the kettle. Can you send me the returns form?")
+    chat.queued()
+    chat.assigned("Dana")
+    chat.replies("Of course. What is your order number, please?")
+    chat.hands(chat.file("returns-form.pdf", "application/pdf", 48211))
+    s7 = chat.says("62981")
+    chat.hands(chat.file("label.pdf", "application/pdf", 9120), text="I've attached the label.")
+    return Script(chat.input(), facts=[("order", "62981", s7)])
+
+
+@script
+def several_files() -> Script:
+    chat = Chat()
+    chat.says("My invoice for order 10002 is wrong, the amount should be $40 not $90.")
+    chat.queued()
+    chat.assigned("Dana Smith")
+    chat.hands(chat.file("invoice-10002.pdf", "application/pdf", 30211), agent="Dana Smith")
+    chat.sends(
+        chat.file("bank statement march.png"),
+        chat.file("receipt.jpg", "image/jpeg", 51234),
+        chat.file("email from shop.pdf", "application/pdf", 10240),
+        text="Here is everything I have.",
+    )
+    chat.sends(*(chat.file(f"screenshot-{i}.png") for i in range(1, 5)))
+    chat.hands(chat.file("credit-note.pdf", "application/pdf", 22000), agent="Dana Smith")
+    return Script(chat.input())
+
+
+@script
+def files_and_a_transfer() -> Script:
+    chat = Chat()
+    chat.sends(chat.file("error-screen.png"), text="The app shows this error when I log in.")
+    chat.queued()
+    chat.assigned("Dana")
+    chat.hands(chat.file("reset-guide.pdf", "application/pdf", 70000))
+    chat.add(  # a file the agents shared privately is not something the customer sent or got
+        "message",
+        "agent",
+        {"text": "", "attachments": [chat.file("internal-log.txt", "text/plain", 512)]},
+        name="Dana",
+        visibility=AGENTS_ONLY,
+    )
+    chat.says("I tried the guide, it still fails. What else can I do?")
+    chat.transfer({"agent": {"id": "lee", "name": "Lee"}}, note="Login error, guide did not help")
+    chat.accepted("Lee")
+    chat.assigned("Lee")
+    chat.summarized()
+    return Script(chat.input(skill_name="Technical"))
+
+
 # --------------------------------------------------------------------------------------
 # Checks that hold for every conversation
 
@@ -595,6 +682,22 @@ def customer_seqs(source: SummaryInput) -> set[int]:
         for e in source.events
         if e.kind == "message" and e.sender_type == "visitor" and e.visibility == "all"
     }
+
+
+def worded_seqs(source: SummaryInput) -> set[int]:
+    """The customer's customer-facing messages with words: a message of files alone has none."""
+    said = texts(source)
+    return {seq for seq in customer_seqs(source) if said[seq].strip()}
+
+
+def sent_files(source: SummaryInput) -> list[tuple[int, str]]:
+    """(seq, id) of every file of a customer-facing message, in seq order."""
+    return [
+        (e.seq, str(item["id"]))
+        for e in sorted(source.events, key=lambda e: e.seq)
+        if e.kind == "message" and e.visibility == "all"
+        for item in e.body.get("attachments", [])
+    ]
 
 
 def norm(value: str) -> str:
@@ -639,10 +742,21 @@ def assert_traceable(source: SummaryInput, summary: Summary) -> None:
         assert by_seq[seq].kind == "conversation.opened"
     for seq in summary.timings.seqs:
         assert seq in by_seq
-    assert {seq for seq, _ in summary.sentiment.scores} == customer
+    assert {seq for seq, _ in summary.sentiment.scores} == worded_seqs(source)
+    assert [(f.seq, f.id) for f in summary.files] == sent_files(source)
+    for sent in summary.files:
+        event = by_seq[sent.seq]
+        (named,) = [a for a in event.body["attachments"] if a["id"] == sent.id]
+        name = named["name"] if named["name"].strip() else None  # a blank name is no name
+        assert (sent.name, sent.content_type, sent.size, sent.image) == (
+            name, named["content_type"], named["size"], named["image"]
+        )  # fmt: skip
+        assert sent.sender == ("customer" if event.sender_type == "visitor" else "agent")
+        assert sent.sender_name == (None if sent.sender == "customer" else event.sender_name)
     assert {e.id for e in summary.earlier} == {e.id for e in source.earlier}
     everything = "\n".join(text.values())
-    if '"' not in everything:  # else the quotes of the text cannot be told apart
+    names = "".join(str(f.name) for f in summary.files)
+    if '"' not in everything + names:  # else the quotes of the text cannot be told apart
         for quoted in re.findall(r'"([^"]*)"', summary.text()):
             assert quoted.removesuffix("…") in everything, quoted
 
@@ -701,7 +815,8 @@ class TestEveryScriptedConversation:
         assert body["version"] == 1
         assert list(body) == [
             "version", "built_at", "through_seq", "customer", "origin", "problem", "facts",
-            "actions", "open_questions", "note", "sentiment", "timings", "history", "earlier",
+            "actions", "open_questions", "files", "note", "sentiment", "timings", "history",
+            "earlier",
         ]  # fmt: skip
 
 
@@ -1070,6 +1185,210 @@ class TestSmallChats:
         assert summary.open_questions == ()
 
 
+def without_file_only_messages(source: SummaryInput) -> SummaryInput:
+    """The same conversation with each message of files alone turned into an event the
+    builder ignores (seqs unchanged)."""
+    events = tuple(
+        replace(e, kind="x.ignored") if e.kind == "message" and not e.body["text"] else e
+        for e in source.events
+    )
+    return replace(source, events=events)
+
+
+def files_line(summary: Summary) -> str:
+    (line,) = [line for line in summary.text().splitlines() if line.startswith("Files:")]
+    return line
+
+
+class TestFiles:
+    def test_a_photo_sent_alone_is_a_file_of_the_customer(self) -> None:
+        """A photo with no text is a `files` item with its seq, sender, name, type, size, image
+        flag and id, and the text names it, so nobody asks the customer for it again."""
+        summary = summary_of("photo_without_text")
+        assert [(f.seq, f.sender, f.sender_name, f.name) for f in summary.files] == [
+            (2, "customer", None, "photo-of-the-box.png"),
+            (8, "customer", None, "photo-of-the-lamp.jpg"),
+        ]
+        first = summary.files[0]
+        assert (first.content_type, first.size, first.image) == ("image/png", 81234, True)
+        assert first.id == "00000000-0000-4000-8000-000000000001"
+        assert files_line(summary) == (
+            "Files: photo-of-the-box.png (customer); photo-of-the-lamp.jpg (customer)"
+        )
+
+    @pytest.mark.parametrize("name", ["photo_without_text", "agent_sends_a_form", "several_files"])
+    def test_files_alone_make_no_quote_and_no_score(self, name: str) -> None:
+        """A message of files alone adds no problem sentence, question, fact, action or mood
+        score: the summary is the one built without it, but for the files."""
+        source, summary = built(name)[0].source, summary_of(name)
+        quotes: list[Quote | Action] = [
+            *summary.problem, *summary.open_questions, *summary.actions,
+        ]  # fmt: skip
+        assert all(q.text.strip() for q in quotes)
+        alone = {e.seq for e in source.events if e.kind == "message" and not e.body["text"]}
+        assert alone
+        assert {q.seq for q in quotes}.isdisjoint(alone)
+        assert {seq for seq, _ in summary.sentiment.scores}.isdisjoint(alone)
+        other = build_summary(without_file_only_messages(source))
+        assert replace(summary, files=other.files) == other
+
+    def test_an_agents_form_answers_a_question_and_keeps_their_request(self) -> None:
+        """A form an agent sends alone is theirs ("Dana"); it answers the question before it,
+        and the order number the agent had asked for is still read from the bare reply."""
+        summary = summary_of("agent_sends_a_form")
+        assert [(f.sender, f.sender_name, f.name, f.image) for f in summary.files] == [
+            ("agent", "Dana", "returns-form.pdf", False),
+            ("agent", "Dana", "label.pdf", False),
+        ]
+        assert [(f.kind, f.value) for f in summary.facts] == [("order", "62981")]
+        assert files_line(summary) == "Files: returns-form.pdf (Dana); label.pdf (Dana)"
+        chat = Chat()
+        chat.says("Can you send me the returns form please?")
+        chat.assigned()
+        assert len(build_summary(chat.input()).open_questions) == 1
+        chat.hands(chat.file("returns-form.pdf", "application/pdf"))
+        assert build_summary(chat.input()).open_questions == ()
+
+    def test_more_files_than_fit_are_counted_the_customers_first(self) -> None:
+        """`files` lists all nine in seq order; the text shows the customer's first (in seq
+        order), then "and N more", within its cap."""
+        summary = summary_of("several_files")
+        assert len(summary.files) == 9
+        assert [f.seq for f in summary.files] == sorted(f.seq for f in summary.files)
+        assert summary.files[0].sender_name == "Dana Smith"
+        line = files_line(summary)
+        assert line == (
+            "Files: bank statement march.png (customer); receipt.jpg (customer); and 7 more"
+        )
+        assert word_count(line) <= digest.FILES_WORDS
+
+    def test_files_in_a_transferred_chat(self) -> None:
+        """With a transfer, the files line comes after the open question and before the note;
+        files agents shared privately are left out."""
+        summary = summary_of("files_and_a_transfer")
+        assert [(f.name, f.sender) for f in summary.files] == [
+            ("error-screen.png", "customer"),
+            ("reset-guide.pdf", "agent"),
+        ]
+        labels = [line.split(" ", 1)[0] for line in summary.text().splitlines()]
+        assert labels[labels.index("Unanswered:") + 1 :][:2] == ["Files:", "Note:"]
+        assert files_line(summary) == "Files: error-screen.png (customer); reset-guide.pdf (Dana)"
+        body = summary.to_json()
+        assert [f["name"] for f in body["files"]] == ["error-screen.png", "reset-guide.pdf"]
+        assert body["files"][0] == {
+            "seq": 2, "sender": "customer", "sender_name": None,
+            "id": "00000000-0000-4000-8000-000000000001", "name": "error-screen.png",
+            "content_type": "image/png", "size": 81234, "image": True,
+        }  # fmt: skip
+
+    def test_files_are_kept_when_the_first_four_sections_are_full(self) -> None:
+        """With customer, problem, facts and questions at their caps, the files line still
+        comes next, before the note and what agents did, which are dropped."""
+        name = "Grace Brewster Murray Hopper"
+        chat = Chat(name=name, priority=2, verified=True)
+        chat.says(
+            "My order ORD-10001 arrived damaged and the refund for ORD-10002 never arrived at "
+            "all, which is wrong."
+        )
+        chat.says(
+            "The replacement ORD-10003 was also broken when it came and the courier lost "
+            "ORD-10004 completely."
+        )
+        chat.assigned()
+        chat.replies("I've checked all of your orders and I will ask the warehouse today.")
+        chat.sends(*(chat.file(f"photo of the damaged box {i}.png") for i in range(6)))
+        chat.says(
+            "Why has nobody answered my emails about ORD-10005 and ORD-10006 for three whole "
+            "weeks now?"
+        )
+        chat.says("When will I finally get my $129.90 and $59.90 back for these broken orders?")
+        visitor = VisitorView("v1", name, "grace@navy.example", "CUST-0042", True, 2, {})
+        summary = build_summary(chat.input(visitor=visitor, transfer_note="Refund over my limit"))
+        lines = summary.text().splitlines()
+        assert [line.split(" ", 1)[0] for line in lines] == [
+            "Customer:", "Problem:", "Facts:", "Unanswered:", "Files:",
+        ]  # fmt: skip
+        assert sum(word_count(line) for line in lines[:4]) >= 65
+        assert (
+            files_line(summary) == "Files: photo of the… (customer); photo… (customer); and 4 more"
+        )
+        assert word_count(summary.text()) <= TEXT_WORD_LIMIT
+
+    def test_the_first_four_caps_leave_room_for_a_file_and_a_count(self) -> None:
+        """The caps of customer, problem, facts and questions leave the files line at least
+        one file and "and N more" in the fullest chat."""
+        first_four = (
+            digest.CUSTOMER_WORDS + digest.PROBLEM_WORDS + digest.FACTS_WORDS
+            + digest.QUESTIONS_WORDS
+        )  # fmt: skip
+        assert TEXT_WORD_LIMIT - first_four >= word_count("Files: box.png (Dana Smith); and 9 more")
+
+    def test_tight_budgets_count_the_files(self) -> None:
+        """When not even one name fits, the line says how many files there are; when nothing
+        fits, it is left out."""
+        chat = Chat(opened=False)
+        chat.sends(*(chat.file(f"screenshot-{i}.png") for i in range(1, 13)))
+        summary = build_summary(chat.input())
+        assert digest.render(summary, 8).splitlines()[1] == (
+            "Files: screenshot-1.png (customer); and 11 more"
+        )
+        assert digest.render(summary, 7).splitlines()[1] == "Files: 12 files"
+        assert digest.render(summary, 4) == "Customer: Ada"
+        one = Chat(opened=False)
+        one.hands(one.file("a signed returns form.pdf"), agent="Dana Smith")
+        summary = build_summary(one.input())
+        assert digest.render(summary, 6) == "Customer: Ada\nFiles: a… (Dana Smith)"
+        assert digest.render(summary, 5) == "Customer: Ada\nFiles: 1 file"
+
+    def test_sender_and_name_fallbacks(self) -> None:
+        """An agent without a name is "agent", a file without a name "file"; long names and
+        agents' names are clipped."""
+        chat = Chat(opened=False)
+        nameless = {"id": "f1", "content_type": "image/png", "size": 1, "image": True}
+        chat.add("message", "agent", {"text": "", "attachments": [nameless]})
+        chat.hands(chat.file("the signed returns form for you.pdf"), agent="Dana Maria Smith")
+        summary = build_summary(chat.input())
+        assert [(f.sender, f.sender_name, f.name) for f in summary.files] == [
+            ("agent", None, None),
+            ("agent", "Dana Maria Smith", "the signed returns form for you.pdf"),
+        ]
+        assert files_line(summary) == "Files: file (agent); the signed returns… (Dana Maria…)"
+
+    def test_malformed_attachments_are_read_as_absent(self) -> None:
+        """Attachments that are not a list, items without an id, and mistyped fields are
+        read as absent, never as an error."""
+        chat = Chat(opened=False)
+        chat.add("message", "visitor", {"text": "", "attachments": "photo.png"}, name="Ada")
+        odd = [
+            "photo.png",
+            {"name": "no-id.png"},
+            {"id": "  ", "name": "blank-id.png"},
+            {"id": "f9", "name": 7, "content_type": None, "size": True, "image": "yes"},
+            {"id": "f10", "size": 3.5},
+        ]
+        chat.add("message", "visitor", {"text": "", "attachments": odd}, name="Ada")
+        summary = build_summary(chat.input())
+        assert [(f.id, f.name, f.content_type, f.size, f.image) for f in summary.files] == [
+            ("f9", None, None, None, False),
+            ("f10", None, None, None, False),
+        ]
+        assert summary.problem == ()
+        assert summary.sentiment.scores == ()
+
+    def test_every_limit_holds_with_many_files(self) -> None:
+        """Rendering under every limit holds it, with files of long, spaced and CJK names."""
+        chat = Chat(name="山田")
+        chat.says("注文番号は12345です。商品が壊れて届きました。どうすればいいですか？")
+        names = ["箱の写真.png", "x" * 200, "returns form (signed).pdf", "a; b, c.txt"]
+        chat.sends(*(chat.file(name) for name in names * 3))
+        chat.hands(chat.file("返品フォーム.pdf", "application/pdf"), agent="佐藤")
+        summary = build_summary(chat.input())
+        for limit in range(TEXT_WORD_LIMIT + 1):
+            text = digest.render(summary, limit)
+            assert word_count(text) <= limit
+            assert all(len(word) <= 60 for word in text.split())
+
+
 class TestScorerIsPluggable:
     def test_custom_scorer_is_used_and_clamped(self) -> None:
         """Any `Scorer` may rate messages; out-of-range scores are clamped into [-1, 1]."""
@@ -1311,27 +1630,40 @@ PIECE = st.one_of(
     NOISE.map(lambda text: (None, None, text)),
     NUMERIC_NOISE.map(lambda text: (None, None, text)),
 )
+FILE_NAMES = st.one_of(
+    st.sampled_from(
+        ["photo-of-the-box.png", "returns form (signed).pdf", "領収書のスキャン.jpg", "a; b, c.txt"]
+    ),
+    NOISE,
+    st.text(alphabet="ab .-", min_size=50, max_size=200),  # up to the store's 200 characters
+)
 MESSAGE = st.tuples(
     st.sampled_from(["visitor", "visitor", "agent", "note"]),
     st.lists(PIECE, min_size=1, max_size=4),
     st.integers(0, 30),
+    st.lists(FILE_NAMES, max_size=10),  # a message carries at most 10 files
+    st.booleans(),  # with files: sent alone, with no text
 )
 CONVERSATION = st.lists(MESSAGE, max_size=40)
 
 
 def random_chat(
-    messages: list[tuple[str, list[tuple[str | None, str | None, str]], int]],
+    messages: list[tuple[str, list[tuple[str | None, str | None, str]], int, list[str], bool]],
 ) -> tuple[Chat, list[tuple[str, str, int]]]:
     chat = Chat()
     chat.queued()
     chat.assigned()
     given: list[tuple[str, str, int]] = []
-    for who, pieces, minutes in messages:
+    for who, pieces, minutes, names, alone in messages:
         chat.wait(minutes)
-        text = " ".join(text for _, _, text in pieces)
+        files = [chat.file(name) for name in names]
+        text = "" if files and alone else " ".join(text for _, _, text in pieces)
         if who == "visitor":
-            seq = chat.says(text)
-            given += [(kind, value, seq) for kind, value, _ in pieces if kind and value]
+            seq = chat.sends(*files, text=text) if files else chat.says(text)
+            if text:
+                given += [(kind, value, seq) for kind, value, _ in pieces if kind and value]
+        elif who == "agent" and files:
+            chat.hands(*files, text=text)
         elif who == "agent":
             chat.replies(text)
         else:
