@@ -362,6 +362,11 @@ async def update_agent(
     now: NowDep,
     publisher: PublisherDep,
 ) -> AgentDetail:
+    if body.is_active is False:
+        # Lock order (docs/architecture.md#invariants): conversations, then offers and
+        # transfers, then agents' rows, as accepting an offer or a transfer takes them; so the
+        # chats a deactivation takes away are locked before the agent's row.
+        await chat_service.lock_chats_of(session, agent_id=agent_id)
     agent = await _lock_agent(session, agent_id)
     sent = body.model_fields_set
     was_admin = agent.role is Role.ADMIN and agent.is_active
