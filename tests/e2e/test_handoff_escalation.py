@@ -562,8 +562,11 @@ class TestReviewRegressions:
         """An escalation offered to five supervisors with the longest names allowed expires
         like any other (its reason fits; the timers keep running: a later transfer expires
         too); and when two supervisors take one chat, the second is told it is taken."""
+        # A generous heartbeat timeout: the harness answers pings only while a client reads,
+        # and Ann reads nothing while five supervisors are created (argon2 hashes), which on
+        # a loaded machine took more than 5 s and got her socket closed before the chat came.
         server = await Server(
-            backend, transfer_timeout="1", heartbeat_interval="0.5", heartbeat_timeout="5"
+            backend, transfer_timeout="1", heartbeat_interval="0.5", heartbeat_timeout="30"
         ).start()
         try:
             ann = await online(server, backend, "Ann", skills={"billing": 5})
