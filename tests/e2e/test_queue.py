@@ -51,7 +51,7 @@ class TestQueuePosition:
     async def test_nobody_left_online_means_no_estimate(self, backend: Backend) -> None:
         """A chat waits for the only agent, who then steps away: the visitor keeps a position
         but is given no invented wait."""
-        server = await Server(backend, heartbeat_interval="0.5", heartbeat_timeout="5").start()
+        server = await Server(backend, heartbeat_interval="0.5", heartbeat_timeout="30").start()
         try:
             agent = await Client.agent(server, await create_agent(backend, capacity=1))
             await agent.connect()

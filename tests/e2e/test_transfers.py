@@ -21,7 +21,9 @@ async def transfer_server(backend: Backend, transfer_timeout: str = "30") -> Ser
         backend,
         transfer_timeout=transfer_timeout,
         heartbeat_interval="0.5",
-        heartbeat_timeout="5",
+        # Generous: the harness answers pings only while a client reads, and a client left
+        # idle while others are set up (argon2 hashes) must not be dropped on a loaded machine.
+        heartbeat_timeout="30",
     ).start()
 
 
