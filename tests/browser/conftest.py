@@ -14,6 +14,9 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright, expect
 
+from tests.browser.widget import Widget
+from tests.e2e.harness import Server
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Generous for 2 busy cores, and never a sleep: expect() polls and returns as soon as it holds.
 expect.set_options(timeout=10_000)
@@ -29,3 +32,13 @@ async def browser() -> AsyncIterator[Browser]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest_asyncio.fixture
+async def widget(browser: Browser, server: Server) -> AsyncIterator[Widget]:
+    """The /demo page of the test module's `server`, its widget not yet opened."""
+    loaded = await Widget.load(browser, server)
+    try:
+        yield loaded
+    finally:
+        await loaded.close()

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, FilePayload, Page, Request, expect
+from playwright.async_api import FilePayload, Page, Request, expect
 
 from tests.browser.test_widget import XSS, agent
 from tests.browser.widget import Widget
@@ -56,15 +56,6 @@ async def server(sqlite_backend: Backend) -> AsyncIterator[Server]:
         yield started
     finally:
         await started.stop()
-
-
-@pytest_asyncio.fixture
-async def widget(browser: Browser, server: Server) -> AsyncIterator[Widget]:
-    loaded = await Widget.load(browser, server)
-    try:
-        yield loaded
-    finally:
-        await loaded.close()
 
 
 def file(name: str, mime: str, data: bytes) -> FilePayload:

@@ -37,15 +37,6 @@ async def server(sqlite_backend: Backend) -> AsyncIterator[Server]:
         await started.stop()
 
 
-@pytest_asyncio.fixture
-async def widget(browser: Browser, server: Server) -> AsyncIterator[Widget]:
-    loaded = await Widget.load(browser, server)
-    try:
-        yield loaded
-    finally:
-        await loaded.close()
-
-
 async def agent(server: Server, name: str, **skills: int) -> Client:
     client = await Client.agent(
         server, await create_agent(server.backend, name=name, skills=skills or {"billing": 5})
