@@ -171,6 +171,13 @@ class Skill(Base):
     )
     # Weekly schedule, time zone and holidays (routing.hours JSON shape); NULL: always open.
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Service level: the first agent reply should come within this many seconds of the
+    # customer's first message (the common chat goal: 80 % within 60 s). The supervisor view
+    # shows a queue "at risk" and "breached" against it.
+    sla_first_response_seconds: Mapped[int] = mapped_column(
+        Integer, default=60, server_default=text("60")
+    )
+    sla_target_percent: Mapped[int] = mapped_column(Integer, default=80, server_default=text("80"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -188,6 +195,16 @@ DEFAULT_ESCALATION_PHRASES = (
     "your manager",
     "your supervisor",
     "escalate this",
+)
+
+
+# The outcomes a new deployment offers when an agent closes a chat.
+DEFAULT_DISPOSITIONS = (
+    {"code": "resolved", "label": "Resolved"},
+    {"code": "follow_up", "label": "Needs follow-up"},
+    {"code": "not_resolved", "label": "Not resolved"},
+    {"code": "no_response", "label": "Customer stopped responding"},
+    {"code": "spam", "label": "Spam or abuse"},
 )
 
 
@@ -226,6 +243,16 @@ class RoutingSettings(Base):
     # Product names the context summary recognises as facts the customer gave.
     product_catalogue: Mapped[list[str]] = mapped_column(
         JSONType, default=list, server_default=text("'[]'")
+    )
+    # What agents pick when they close a chat: [{"code": "resolved", "label": "Resolved"}, ...]
+    # (docs/console.md#closing-a-chat); with `require_disposition`, a close without one is refused.
+    dispositions: Mapped[list[dict[str, str]]] = mapped_column(
+        JSONType,
+        default=lambda: [dict(d) for d in DEFAULT_DISPOSITIONS],
+        server_default=text("'[]'"),
+    )
+    require_disposition: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
     )
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -418,6 +445,9 @@ class Conversation(Base):
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Labels agents put on the chat (lower-case, at most 20) and the outcome chosen at close.
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
+    disposition: Mapped[str | None] = mapped_column(String(64))
 
 
 class ConversationEvent(Base):
@@ -564,6 +594,51 @@ class Transfer(Base):
     moved_seq: Mapped[int | None] = mapped_column(BigInteger)
     # The first customer message after it that restated something already given.
     repeat_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ConversationParticipant(Base):
+    """A supervisor or admin who barged into a chat: they write to the visitor beside the agent
+    who holds it, without taking it (docs/console.md#supervisor-view). `left_at` NULL: present."""
+
+    __tablename__ = "conversation_participants"
+    __table_args__ = (
+        Index(
+            "uq_conversation_participants_present",
+            "conversation_id",
+            "agent_id",
+            unique=True,
+            postgresql_where=text("left_at IS NULL"),
+            sqlite_where=text("left_at IS NULL"),
+        ),
+        Index("ix_conversation_participants_agent", "agent_id", "left_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CannedResponse(Base):
+    """A saved reply agents insert with `/shortcut`; admins manage them. `text` may hold the
+    variables of docs/console.md#canned-responses (`{{visitor.name}}`, `{{agent.name}}`, ...)."""
+
+    __tablename__ = "canned_responses"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    shortcut: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    # Offered first to agents with this skill and in chats needing it; NULL: for everyone.
+    skill_id: Mapped[int | None] = mapped_column(ForeignKey("skills.id", ondelete="SET NULL"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiKey(Base):
