@@ -1,9 +1,10 @@
-"""The visitor widget's static files at `/widget/` and a demo host page at `/demo`.
+"""The visitor widget's static files at `/widget/`, a demo host page at `/demo`, and the agent
+console at `/console/`.
 
 Serves `web_widget/` as it is in the source tree (no build step): ES modules and one CSS file,
 with a `Cache-Control` that makes browsers revalidate (ETag / Last-Modified answer 304), so a
 deploy reaches visitors at their next page view. Holds no chat logic: the widget talks to the
-REST API and the WebSocket like any client. Reference: docs/widget.md.
+REST API and the WebSocket like any client. References: docs/widget.md, docs/console.md.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 from typing_extensions import override
 
 WIDGET_DIR = Path(__file__).resolve().parent.parent / "web_widget"
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "web_console"
 # Browsers refuse module scripts served with a non-JavaScript type; the platform's mimetypes
 # table is not trusted for that (it varies with /etc/mime.types).
 CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -34,6 +36,30 @@ class WidgetFiles(StaticFiles):
             response.headers["content-type"] = content_type
         # no-cache = "store, but ask before each use": cheap 304s, never a stale widget
         response.headers["cache-control"] = "no-cache"
+        return response
+
+
+# The console holds an agent's session token, so its page may run and load only its own files:
+# no inline script or style, no other origin, no framing (clickjacking), no plugins. `blob:`
+# images are attachment previews fetched with the token; `'self'` in connect-src covers the
+# same-origin WebSocket (CSP Level 3). Files served from /api carry their own sandboxing CSP.
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+)
+
+
+class ConsoleFiles(WidgetFiles):
+    """The widget's types and revalidation, plus a strict CSP and no framing or referrer."""
+
+    @override
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["content-security-policy"] = CONSOLE_CSP
+        response.headers["x-frame-options"] = "DENY"
+        response.headers["x-content-type-options"] = "nosniff"
+        response.headers["referrer-policy"] = "no-referrer"
         return response
 
 
@@ -84,8 +110,15 @@ DEMO_PAGE = """<!doctype html>
 
 
 def install(app: FastAPI) -> None:
-    """Mount `/widget/` and add `GET /demo` to `app`."""
+    """Mount `/widget/` and `/console/`, and add `GET /demo` and `GET /console` to `app`."""
     app.mount("/widget", WidgetFiles(directory=WIDGET_DIR), name="widget")
+
+    @app.get("/console", include_in_schema=False)
+    async def console() -> RedirectResponse:
+        # relative module URLs in index.html resolve against the directory, so it needs its slash
+        return RedirectResponse("/console/", status_code=308)
+
+    app.mount("/console", ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
 
     @app.get("/demo", include_in_schema=False)
     async def demo() -> HTMLResponse:
