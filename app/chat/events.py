@@ -44,6 +44,8 @@ SUMMARY_EXTRA = "handoff.summary_extra"
 ESCALATED = "conversation.escalated"
 REPEAT = "handoff.repeat"
 RATED = "conversation.rated"  # the visitor rated the closed chat (CSAT 1-5)
+TAGGED = "conversation.tagged"  # agents only: the chat's tags changed
+DISPOSITION = "conversation.disposition"  # agents only: how the agent who closed it says it ended
 
 
 def iso(value: datetime) -> str:

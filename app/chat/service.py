@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.chat import attachments, repository, transfers
+from app.chat import attachments, labels, repository, transfers
 from app.chat import events as kinds
 from app.chat.attachments import purge_unsent
 from app.chat.errors import (
@@ -31,6 +31,7 @@ from app.chat.errors import (
     ConversationNotFound,
     NotParticipant,
 )
+from app.chat.labels import set_tags
 from app.chat.log import append_event
 from app.chat.offers import (
     OfflineItem,
@@ -61,6 +62,7 @@ from app.chat.queue import (
     take_back,
     try_assign,
 )
+from app.errors import Forbidden
 from app.files.types import is_image
 from app.routing import repository as routing_repository
 from app.routing import service as routing_service
@@ -112,6 +114,7 @@ __all__ = [
     "requeue",
     "requeue_agent_chats",
     "send_message",
+    "set_tags",
     "take_back",
     "take_offline",
     "try_assign",
@@ -314,12 +317,23 @@ async def close(
     conversation_id: uuid.UUID,
     now: datetime,
     offers: OfferPolicy = DEFAULT_OFFERS,
+    tags: Sequence[str] | None = None,
+    disposition: str | None = None,
 ) -> Outcome:
     """Close a conversation (by its visitor, its agent, or the system when `actor` is None).
 
+    An agent may label it as they close it: `tags` replace its tags, and `disposition` records
+    how it ended (one the deployment offers; required when the settings say so), as the
+    agents-only events `conversation.tagged` and `conversation.disposition` written before
+    `conversation.closed` (which the visitor sees, so it carries neither).
+
     Raises:
-        ConversationNotFound, NotParticipant, ConversationClosed.
+        ConversationNotFound, NotParticipant, ConversationClosed, Forbidden (a visitor giving
+        tags or a disposition), InvalidLabel, DispositionRequired.
     """
+    agent_closing = actor is not None and actor.is_agent
+    if actor is not None and not agent_closing and (tags is not None or disposition is not None):
+        raise Forbidden("Only agents give tags or a disposition.")
     if actor is None:
         conversation = await repository.get_for_update(session, conversation_id)
         if conversation is None:
@@ -330,6 +344,18 @@ async def close(
         conversation = await _load_owned(session, actor, conversation_id)
     by = SenderType.SYSTEM if actor is None else actor.kind
     outcome = Outcome(conversation_id=conversation.id)
+    if agent_closing and actor is not None:
+        # Labels are the team's business: agents-only events, not in `conversation.closed`.
+        outcome.events.extend(
+            await labels.label_on_close(
+                session,
+                actor=actor,
+                conversation=conversation,
+                tags=tags,
+                disposition=disposition,
+                now=now,
+            )
+        )
     for pending in await routing_repository.pending_offers_of(session, conversation.id):
         pending.state = OfferState.CANCELLED
         pending.decided_at = now

@@ -732,6 +732,8 @@ class Connection:
                 await self._on_read(frame)
             case p.Close():
                 await self._on_close(frame)
+            case p.Tags():
+                await self._on_tags(frame)
             case p.Status():
                 await self._on_status(frame)
             case p.Resume():
@@ -890,6 +892,26 @@ class Connection:
                 conversation_id=frame.conversation_id,
                 now=now,
                 offers=self.hub.offers,
+                tags=frame.tags,
+                disposition=frame.disposition,
+            )
+
+        await self.hub.publish(await self.hub.unit(work))
+
+    async def _on_tags(self, frame: p.Tags) -> None:
+        actor = self._actor()
+        now = self.hub.clock()
+
+        async def work(session: AsyncSession) -> Outcome:
+            event = await chat_service.set_tags(
+                session,
+                actor=actor,
+                conversation_id=frame.conversation_id,
+                tags=frame.tags,
+                now=now,
+            )
+            return Outcome(
+                conversation_id=frame.conversation_id, events=[] if event is None else [event]
             )
 
         await self.hub.publish(await self.hub.unit(work))

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from app.chat.attachments import MAX_PER_MESSAGE as MAX_ATTACHMENTS
+from app.chat.labels import MAX_TAG_CHARS, MAX_TAGS
 from app.errors import WarmlineError
 
 PROTOCOL_VERSION = 1
@@ -100,9 +101,22 @@ class Read(Frame):
     seq: Seq
 
 
+# One label as sent; the server trims, collapses spaces and lower-cases it (app.chat.labels).
+Tag = Annotated[str, Field(min_length=1, max_length=2 * MAX_TAG_CHARS)]
+
+
 class Close(Frame):
     type: Literal["close"]
     conversation_id: uuid.UUID
+    # Agents only: the chat's tags from now on, and how it ended (a code the deployment offers).
+    tags: Annotated[list[Tag] | None, Field(max_length=MAX_TAGS)] = None
+    disposition: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+
+
+class Tags(Frame):
+    type: Literal["tags"]
+    conversation_id: uuid.UUID
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)]
 
 
 class Status(Frame):
@@ -205,6 +219,7 @@ ClientFrame = Annotated[
     | Typing
     | Read
     | Close
+    | Tags
     | Status
     | Accept
     | Decline
@@ -228,6 +243,7 @@ CLIENT_TYPES = frozenset(
         "typing",
         "read",
         "close",
+        "tags",
         "status",
         "accept",
         "decline",
