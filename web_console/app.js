@@ -273,6 +273,8 @@ class Shell {
   transfer() {
     const c = this.desk.convs.get(this.desk.current);
     if (!c || !c.mine || c.state === "closed") return this.toast("Open one of your chats to transfer it.", "warn");
+    const out = this.desk.outgoing.get(c.id);
+    if (out && !out.result && out.started?.mode === "warm") return this.toast("A transfer of this chat is already pending.", "warn");
     openTransfer(this.ctx, c);
   }
 

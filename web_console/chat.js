@@ -156,7 +156,9 @@ export class ChatView {
     if (c.mine && open) {
       const pending = this.desk.outgoing.get(c.id);
       const pendingTransfer = pending && !pending.result && pending.started?.transfer_id && pending.started.mode === "warm";
-      acts.push(btn("Transfer", "transfer", () => this.ctx.transferDialog(), "ghost", "Transfer (Alt+T)"));
+      const transferBtn = btn("Transfer", "transfer", () => this.ctx.transferDialog(), "ghost", pendingTransfer ? "A transfer is pending" : "Transfer (Alt+T)");
+      transferBtn.disabled = !!pendingTransfer;
+      acts.push(transferBtn);
       acts.push(btn("Escalate", "escalate", () => this.escalate(c)));
       if (pendingTransfer) acts.push(btn("Cancel transfer", "transfer-cancel", () => this.ctx.send({ type: "transfer_cancel", transfer_id: pending.started.transfer_id })));
       acts.push(btn("Close", "close", () => this.close(c), "danger"));
@@ -169,7 +171,7 @@ export class ChatView {
     } else if (c.mode === "barge" && open) {
       acts.push(btn("Leave", "leave", () => (this.ctx.send({ type: "leave", conversation_id: c.id }), (c.mode = "ended"), this.desk.changed())));
     }
-    if (!c.mine || !open) acts.push(btn("Dismiss", "dismiss", () => this.desk.dismiss(c.id)));
+    if ((!c.mine || !open) && c.mode !== "transfer") acts.push(btn("Dismiss", "dismiss", () => this.desk.dismiss(c.id)));
     fill(this.actions, acts);
   }
 
@@ -291,6 +293,9 @@ export class ChatView {
     const canWrite = c.state !== "closed" && ((c.mine && c.mode === "own") || c.mode === "barge" || (c.mode === "transfer" && c.offer));
     this.composer.hidden = !canWrite;
     const privOnly = c.mode === "transfer";
+    // the transfer accepted: the chat is ours now, and replies go to the customer again
+    if (this.shownMode === "transfer" && !privOnly) this.noteToggle.checked = false;
+    this.shownMode = c.mode;
     this.noteToggle.disabled = privOnly;
     if (privOnly) this.noteToggle.checked = true;
     this.attachBtn.hidden = privOnly;
@@ -302,8 +307,14 @@ export class ChatView {
   }
 
   syncNote() {
+    const c = this.conv();
     this.composer.classList.toggle("private", this.noteToggle.checked);
-    this.input.placeholder = this.noteToggle.checked ? "Internal note — only agents see it" : "Type a reply — Enter sends, Shift+Enter new line, / for canned responses";
+    this.input.placeholder =
+      c?.mode === "transfer"
+        ? `Private message to ${c.offer?.from_agent?.name || "the requester"} — the customer sees nothing`
+        : this.noteToggle.checked
+          ? "Internal note — only agents see it"
+          : "Type a reply — Enter sends, Shift+Enter new line, / for canned responses";
   }
 
   syncSend() {
@@ -581,7 +592,9 @@ export function systemText(e, me) {
     case "agent.left":
       return `${n(b.agent)} left` + (b.reason ? ` (${String(b.reason).replace(/_/g, " ")})` : "");
     case "conversation.closed":
-      return "Chat closed by the " + (b.by || "system") + (b.disposition ? ` · outcome: ${b.disposition}` : "") + (b.tags?.length ? ` · tags: ${b.tags.join(", ")}` : "");
+      return "Chat closed by the " + (b.by || "system");
+    case "conversation.disposition":
+      return `${n(e.sender)} recorded the outcome: ${b.label || b.disposition}`;
     case "transfer.requested": {
       const to = b.to?.agent ? b.to.agent.name : b.to?.skill ? b.to.skill.name : b.to?.supervisors ? "the supervisors" : "the queue";
       return `${n(b.from_agent)} asked for a ${b.kind} ${b.kind === "escalation" ? "" : "transfer "}to ${to}` + (b.note ? ` — “${b.note}”` : "");
@@ -597,7 +610,7 @@ export function systemText(e, me) {
     case "conversation.escalated":
       return `Escalated: ${b.reason || ""}`;
     case "conversation.tagged":
-      return `${n(b.by)} set the tags: ${(b.tags || []).join(", ") || "none"}`;
+      return `${n(b.by || e.sender)} set the tags: ${(b.tags || []).join(", ") || "none"}`;
     case "supervisor.joined":
       return `${n(b.agent)} (supervisor) joined`;
     case "supervisor.left":

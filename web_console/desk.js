@@ -127,6 +127,13 @@ export class Desk {
         const o = this.outgoing.get(f.conversation_id) || { started: null };
         o.result = f;
         this.outgoing.set(f.conversation_id, o);
+        const c = this.convs.get(f.conversation_id);
+        // accepted: the chat has moved (its agent.left may not reach this socket)
+        if (f.state === "accepted" && c?.mine) {
+          c.mine = false;
+          c.mode = "gone";
+          c.note = `This chat was transferred to ${f.by?.name || "another agent"}.`;
+        }
         break;
       }
       case "taken":
@@ -215,6 +222,9 @@ export class Desk {
         break;
       case "conversation.tagged":
         c.tags = b.tags || [];
+        break;
+      case "conversation.disposition":
+        c.disposition = b.label || b.disposition;
         break;
       case "handoff.summary":
         c.summary = { text: b.text, seq: f.seq };
