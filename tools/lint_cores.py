@@ -192,6 +192,8 @@ OTHER_PURE_MODULES = (
     "app/routing/estimate.py",
     "app/routing/intake.py",
     "app/routing/hours.py",
+    "app/routing/sla.py",
+    "app/chat/templates.py",
 )
 
 
