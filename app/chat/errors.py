@@ -60,3 +60,18 @@ class AttachmentNotFound(NotFound):
 class TooManyUploads(WarmlineError):
     code = "too_many_uploads"
     status_code = 429
+
+
+class CannedResponseNotFound(NotFound):
+    code = "canned_response_not_found"
+
+
+class ShortcutTaken(Conflict):
+    code = "shortcut_taken"
+
+
+class UnknownVariable(WarmlineError):
+    """A canned response names a variable rendering cannot fill (docs/api.md#canned-responses)."""
+
+    code = "unknown_variable"
+    status_code = 422

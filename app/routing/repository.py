@@ -430,6 +430,20 @@ async def routing_settings(session: AsyncSession) -> RoutingSettings:
     return row
 
 
+async def lock_routing_settings(session: AsyncSession) -> RoutingSettings:
+    """The settings row, locked until the unit of work ends (created first if missing): two
+    admins replacing the same list one after the other, never both at once."""
+    await routing_settings(session)
+    row = await session.scalar(
+        select(RoutingSettings)
+        .where(RoutingSettings.id == 1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None  # noqa: S101 - created above if it was missing
+    return row
+
+
 async def load_policy(session: AsyncSession) -> tuple[RoutingPolicy, WatchdogPolicy]:
     """The routing and watchdog policies as stored, read once per unit of work."""
     cached = session.info.get(_POLICY_CACHE)
