@@ -53,6 +53,16 @@ class AlreadyTaken(Conflict):
     code = "already_taken"
 
 
+class AlreadyParticipant(Conflict):
+    code = "already_participant"
+
+
+class NotAssigned(Conflict):
+    """The chat has no agent holding it (queued or offline): nobody to whisper to."""
+
+    code = "not_assigned"
+
+
 class AttachmentNotFound(NotFound):
     code = "attachment_not_found"
 

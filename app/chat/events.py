@@ -44,6 +44,11 @@ SUMMARY_EXTRA = "handoff.summary_extra"
 ESCALATED = "conversation.escalated"
 REPEAT = "handoff.repeat"
 RATED = "conversation.rated"  # the visitor rated the closed chat (CSAT 1-5)
+# Supervisor oversight (docs/handoff.md#supervisor-oversight): a supervisor's private word to
+# the agent holding the chat (agents only), and a supervisor barging in and leaving (seen by all).
+WHISPER = "whisper"
+SUPERVISOR_JOINED = "supervisor.joined"
+SUPERVISOR_LEFT = "supervisor.left"
 TAGGED = "conversation.tagged"  # agents only: the chat's tags changed
 DISPOSITION = "conversation.disposition"  # agents only: how the agent who closed it says it ended
 

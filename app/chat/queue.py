@@ -19,7 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat import events as kinds
-from app.chat import repository, transfers
+from app.chat import participants, repository, transfers
 from app.chat.events import StoredEvent, iso
 from app.chat.log import append_event
 from app.chat.outcome import Outcome, agent_ref, join_notice
@@ -33,6 +33,7 @@ from app.store.models import (
     ConversationState,
     Offer,
     OfferState,
+    Role,
     SenderType,
     Skill,
     Transfer,
@@ -217,17 +218,25 @@ async def hand_over(
     offer_id: uuid.UUID | None = None,
     transfer: Transfer | None = None,
     from_agent: Agent | None = None,
+    by: Agent | None = None,
 ) -> Outcome:
     """`agent` holds the locked conversation from `now` (`hold()`): `conversation.assigned`,
     `agent.joined` and the `join` notice that makes their sockets follow it. With `transfer`
     (the one that brought the chat here, from `from_agent`), the visitor is told the new agent
-    has the conversation so far, and from which team. Routing, a take and a transfer's move
-    all end with this, so the events' bodies are the same whatever moved the chat."""
+    has the conversation so far, and from which team; with `by`, the supervisor who reassigned
+    it. Routing, a take, a transfer's move and a reassignment all end with this, so the
+    events' bodies are the same whatever moved the chat. A supervisor barged into the chat
+    who comes to hold it is a participant no more (docs/handoff.md#supervisor-oversight)."""
+    if agent.role is not Role.AGENT:
+        # Only supervisors and admins barge in; routing's many assignments skip the update.
+        await participants.end_for(session, conversation, agent.id, now=now)
     hold(conversation, agent, now=now)
     ref = agent_ref(agent)
     body: dict[str, Any] = {"agent": ref, "epoch": conversation.assignment_epoch}
     if offer_id is not None:
         body["offer_id"] = str(offer_id)
+    if by is not None:
+        body["by"] = {"id": str(by.id), "name": by.name}
     joined: dict[str, Any] = {"agent": ref}
     if transfer is not None:
         body["transfer_id"] = str(transfer.id)

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.chat import attachments, labels, repository, transfers
+from app.chat import attachments, labels, participants, repository, transfers
 from app.chat import events as kinds
 from app.chat.attachments import purge_unsent
 from app.chat.errors import (
@@ -43,6 +43,7 @@ from app.chat.offers import (
     take_offline,
 )
 from app.chat.outcome import Ack, Actor, Outcome, agent_ref, join_notice
+from app.chat.participants import barged_into
 from app.chat.queue import (
     DEFAULT_OFFERS,
     PREVIEW_CHARS,
@@ -68,10 +69,12 @@ from app.routing import repository as routing_repository
 from app.routing import service as routing_service
 from app.routing.service import OfferPolicy
 from app.store.models import (
+    Agent,
     Attachment,
     Conversation,
     ConversationState,
     OfferState,
+    Role,
     SenderType,
     Visitor,
 )
@@ -90,6 +93,7 @@ __all__ = [
     "agent_left",
     "agent_ref",
     "assign_waiting",
+    "barged_into",
     "close",
     "decline_offer",
     "enter_queue",
@@ -106,6 +110,7 @@ __all__ = [
     "lock_chats_of",
     "mark_read",
     "may_read",
+    "may_write",
     "offer_frame",
     "offline_list",
     "pending_offer_frames",
@@ -122,9 +127,14 @@ __all__ = [
 
 
 async def _load_owned(
-    session: AsyncSession, actor: Actor, conversation_id: uuid.UUID
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: uuid.UUID,
+    *,
+    participant_ok: bool = False,
 ) -> Conversation:
-    """The conversation, locked, if `actor` may write to it now.
+    """The conversation, locked, if `actor` may write to it now. With `participant_ok`, a
+    supervisor barged into it may too (messages and read markers; not close or transfer).
 
     Raises:
         ConversationNotFound, NotParticipant, ConversationClosed.
@@ -139,10 +149,18 @@ async def _load_owned(
                 "No such conversation.", conversation_id=str(conversation_id)
             )
     elif conversation.agent_id != actor.id or conversation.state is not ConversationState.ASSIGNED:
-        if conversation.state is ConversationState.CLOSED and conversation.agent_id == actor.id:
+        if conversation.state is ConversationState.CLOSED and (
+            conversation.agent_id == actor.id
+            or (
+                participant_ok
+                and await participants.has_taken_part(session, conversation.id, actor.id)
+            )
+        ):
             raise ConversationClosed(
                 "This conversation is closed.", conversation_id=str(conversation_id)
             )
+        if participant_ok and await participants.is_present(session, conversation.id, actor.id):
+            return conversation  # barged in: open, since closing ends every participation
         raise NotParticipant(
             "You are not assigned to this conversation.", conversation_id=str(conversation_id)
         )
@@ -191,7 +209,7 @@ async def send_message(
             outcome.ack = Ack(conversation_id, earlier.seq, client_msg_id, duplicate=True)
             outcome.conversation_id = conversation_id
             return outcome
-        conversation = await _load_owned(session, actor, conversation_id)
+        conversation = await _load_owned(session, actor, conversation_id, participant_ok=True)
     elif actor.kind is SenderType.VISITOR:
         conversation = await repository.open_of_visitor(session, actor.id, lock=True)
     else:
@@ -366,6 +384,7 @@ async def close(
     )
     outcome.events.extend(events)
     outcome.notices.extend(notices)
+    await participants.end_all(session, conversation, now=now)
     conversation.next_step_at = None
     conversation.closed_at = now
     conversation.closed_by = by
@@ -397,7 +416,7 @@ async def mark_read(
     Raises:
         ConversationNotFound, NotParticipant, ConversationClosed.
     """
-    conversation = await _load_owned(session, actor, conversation_id)
+    conversation = await _load_owned(session, actor, conversation_id, participant_ok=True)
     seq = min(seq, conversation.last_seq)
     if actor.kind is SenderType.VISITOR:
         if seq <= conversation.visitor_read_seq:
@@ -413,23 +432,40 @@ async def mark_read(
 
 async def may_read(session: AsyncSession, *, actor: Actor, conversation: Conversation) -> bool:
     """Whether `actor` may replay this conversation's log: its visitor, an agent who held it,
-    or an agent offered its pending transfer (they read it all before accepting)."""
+    an agent offered its pending transfer (they read it all before accepting), a supervisor
+    who barged into it, and any active supervisor or admin (they may monitor any chat:
+    docs/handoff.md#supervisor-oversight)."""
     if actor.kind is SenderType.VISITOR:
         return conversation.visitor_id == actor.id
     if conversation.agent_id == actor.id:
         return True
     if await repository.agent_has_joined(session, conversation.id, actor.id):
         return True
-    return await transfers.is_receiver(session, conversation.id, actor.id)
+    if await transfers.is_receiver(session, conversation.id, actor.id):
+        return True
+    if await participants.has_taken_part(session, conversation.id, actor.id):
+        return True
+    agent = await session.get(Agent, actor.id)
+    return agent is not None and agent.is_active and agent.role is not Role.AGENT
 
 
 async def is_live(session: AsyncSession, *, actor: Actor, conversation: Conversation) -> bool:
-    """`is_live_for`, and also true for an agent offered the chat's pending transfer."""
-    if is_live_for(actor, conversation):
+    """`may_write`, and also true for an agent offered the chat's pending transfer."""
+    if await may_write(session, actor=actor, conversation=conversation):
         return True
     if not actor.is_agent or conversation.state is ConversationState.CLOSED:
         return False
     return await transfers.is_receiver(session, conversation.id, actor.id)
+
+
+async def may_write(session: AsyncSession, *, actor: Actor, conversation: Conversation) -> bool:
+    """`is_live_for`, and also true for a supervisor barged into the open chat: who may send
+    `message`, `typing` and `read` to it (docs/protocol.md#barge)."""
+    if is_live_for(actor, conversation):
+        return True
+    if not actor.is_agent or conversation.state is ConversationState.CLOSED:
+        return False
+    return await participants.is_present(session, conversation.id, actor.id)
 
 
 async def readable_attachment(

@@ -9,8 +9,10 @@ The code lives in modules that import downwards only, each from those listed bef
 `summaries` (the sentiment scorer, the context summary, the "repeated themselves" check;
 docs/handoff.md#context-summary), `transfers` (`Target`, `Started`, opening a pending transfer
 and moving the chat; docs/handoff.md#warm-transfer), `escalation` (docs/handoff.md#escalation),
-then `requests` (an agent starts a warm or cold transfer; docs/handoff.md#cold-transfer) and
-`answers` (accept, decline, cancel, expiry, internal notes; docs/handoff.md#how-it-ends).
+then `requests` (an agent starts a warm or cold transfer; docs/handoff.md#cold-transfer),
+`answers` (accept, decline, cancel, expiry, internal notes; docs/handoff.md#how-it-ends) and
+`oversight` (supervisors: monitor, whisper, barge and leave, take over any chat, reassign;
+docs/handoff.md#supervisor-oversight).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from app.handoff.escalation import (
     supervisor_take,
     watch_rules,
 )
+from app.handoff.oversight import barge, check_monitor, leave, reassign, take, take_over, whisper
 from app.handoff.requests import request_transfer
 from app.handoff.summaries import (
     EARLIER_LIMIT,
@@ -53,8 +56,10 @@ __all__ = [
     "accept",
     "add_extra",
     "after_customer_message",
+    "barge",
     "build",
     "cancel",
+    "check_monitor",
     "decline",
     "escalate",
     "escalate_by_agent",
@@ -62,11 +67,16 @@ __all__ = [
     "expire_due",
     "for_extra",
     "internal_message",
+    "leave",
     "load_scorer",
     "offer_frame",
     "pending_offer_frames",
+    "reassign",
     "request_transfer",
     "supervisor_take",
+    "take",
+    "take_over",
     "use_scorer",
     "watch_rules",
+    "whisper",
 ]

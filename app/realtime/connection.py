@@ -32,7 +32,7 @@ from app.chat.events import StoredEvent, iso
 from app.chat.service import Actor, Outcome
 from app.errors import Forbidden, ServiceUnavailable, WarmlineError
 from app.handoff import service as handoff_service
-from app.realtime import handoff_frames
+from app.realtime import handoff_frames, oversight_frames
 from app.realtime import protocol as p
 from app.realtime.hub import Hub, PresenceEntry
 from app.routing import presence
@@ -68,6 +68,9 @@ class Connection:
         self.delivered: dict[uuid.UUID, int] = {}
         # Conversations whose events this socket is sent, live or as a replay.
         self.following: set[uuid.UUID] = set()
+        # Conversations a supervisor monitors on this socket (`monitor`): followed live until
+        # `unmonitor` or `conversation.closed`, whoever holds them. Per socket, not stored.
+        self.monitoring: set[uuid.UUID] = set()
         # Bus subscriptions of the conversations this socket is part of now.
         self.live: dict[uuid.UUID, Listening] = {}
         # Serialises (un)subscribing: `bus.listen` awaits, and two follows of one conversation
@@ -274,11 +277,15 @@ class Connection:
                 current = [] if open_one is None else [open_one]
             else:
                 current = await chat_repository.assigned_to(session, actor.id, lock=False)
+                # Chats they barged into (a supervisor): followed again after a reconnect.
+                current.extend(await chat_service.barged_into(session, actor.id))
                 # Chats offered to them in a pending transfer: they read those live too.
                 for transfer in await chat_transfers.pending_for_receiver(session, actor.id):
                     offered = await chat_repository.get(session, transfer.conversation_id)
-                    if offered is not None and await chat_service.is_live(
-                        session, actor=actor, conversation=offered
+                    if (
+                        offered is not None
+                        and offered not in current
+                        and await chat_service.is_live(session, actor=actor, conversation=offered)
                     ):
                         current.append(offered)
             seen = {c.id for c in current}
@@ -420,7 +427,8 @@ class Connection:
             if actor.kind is SenderType.VISITOR:
                 found = await chat_repository.open_of_visitor(session, actor.id, lock=False)
                 return [] if found is None else [found.id]
-            return [c.id for c in await chat_repository.assigned_to(session, actor.id, lock=False)]
+            held = await chat_repository.assigned_to(session, actor.id, lock=False)
+            return [c.id for c in [*held, *await chat_service.barged_into(session, actor.id)]]
 
         for conversation_id in await self.hub.read(current):
             await self.follow(conversation_id)
@@ -487,7 +495,7 @@ class Connection:
             if frame.get("type") == "transfer_withdrawn":
                 # Their offer ended without them: they stop reading the chat, unless it is
                 # (still or again) theirs.
-                self._spawn(self._unfollow_unless_live(uuid.UUID(frame["conversation_id"])))
+                self._spawn(self.unfollow_unless_live(uuid.UUID(frame["conversation_id"])))
         elif kind == "offer_withdrawn":
             self._enqueue(
                 (
@@ -619,8 +627,10 @@ class Connection:
                 return
 
     async def _is_live(self, conversation_id: uuid.UUID) -> bool:
-        """Whether, in the store, this socket's actor is part of the conversation now (holds
-        it, or is offered its pending transfer)."""
+        """Whether this socket monitors the conversation or, in the store, its actor is part
+        of it now (holds it, barged into it, or is offered its pending transfer)."""
+        if conversation_id in self.monitoring:
+            return True  # until unmonitor or conversation.closed, whoever holds it
         actor = self._actor()
 
         async def live(session: AsyncSession) -> bool:
@@ -631,7 +641,9 @@ class Connection:
 
         return await self.hub.read(live)
 
-    async def _unfollow_unless_live(self, conversation_id: uuid.UUID) -> None:
+    async def unfollow_unless_live(self, conversation_id: uuid.UUID) -> None:
+        """Stop following a conversation this socket is no longer part of (an offer withdrawn,
+        a monitoring stopped); events already queued for it are still sent."""
         if conversation_id in self.live and not await self._is_live(conversation_id):
             # Whatever is queued for it is still sent up to now; nothing after.
             self._enqueue(("unfollow", conversation_id))
@@ -647,7 +659,10 @@ class Connection:
             actor.is_agent
             and conversation_id in self.live  # a replay-only conversation runs to its end
             and (
-                (kind == kinds.AGENT_LEFT and wire["sender"]["id"] == str(actor.id))
+                (
+                    kind in (kinds.AGENT_LEFT, kinds.SUPERVISOR_LEFT)
+                    and wire["sender"]["id"] == str(actor.id)
+                )
                 # A transfer ended: a receiver who did not get the chat stops reading it.
                 or kind in TRANSFER_ENDS
             )
@@ -658,6 +673,7 @@ class Connection:
     async def _stop_following(self, conversation_id: uuid.UUID) -> None:
         # The cursor stays: if the conversation comes back, delivery resumes after it.
         self.following.discard(conversation_id)
+        self.monitoring.discard(conversation_id)
         await self._unlisten(conversation_id)
 
     async def _send(self, frame: dict[str, Any]) -> None:
@@ -744,6 +760,8 @@ class Connection:
                 await self._on_decline(frame)
             case p.Take():
                 await self._on_take(frame)
+            case p.Monitor() | p.Unmonitor() | p.Whisper() | p.Barge() | p.Leave() | p.Reassign():
+                await oversight_frames.handle(self, frame)
             case (
                 p.Transfer()
                 | p.Escalate()
@@ -843,7 +861,9 @@ class Connection:
 
         async def check(session: AsyncSession) -> None:
             conversation = await chat_repository.get(session, frame.conversation_id)
-            if conversation is None or not chat_service.is_live_for(actor, conversation):
+            if conversation is None or not await chat_service.may_write(
+                session, actor=actor, conversation=conversation
+            ):
                 raise ConversationNotFound(
                     "No such open conversation of yours.",
                     conversation_id=str(frame.conversation_id),
@@ -957,22 +977,13 @@ class Connection:
         now = self.hub.clock()
 
         async def work(session: AsyncSession) -> Outcome:
-            conversation = await chat_repository.get(session, frame.conversation_id)
-            if (
-                conversation is not None
-                and conversation.escalated_at is not None
-                and conversation.state is not ConversationState.OFFLINE
-            ):
-                # A supervisor takes an escalated chat from the queue or from its agent.
-                return await handoff_service.supervisor_take(
-                    session,
-                    actor=actor,
-                    conversation_id=frame.conversation_id,
-                    now=now,
-                    ttl=self.hub.transfer_ttl,
-                )
-            return await chat_service.take_offline(
-                session, actor=actor, conversation_id=frame.conversation_id, now=now
+            # An offline chat (any agent), an escalated one or, for a supervisor, any open one.
+            return await handoff_service.take(
+                session,
+                actor=actor,
+                conversation_id=frame.conversation_id,
+                now=now,
+                ttl=self.hub.transfer_ttl,
             )
 
         outcome = await self.hub.unit(work)

@@ -204,6 +204,47 @@ class Internal(Frame):
     text: Annotated[str, Field(min_length=1)]
 
 
+class Monitor(Frame):
+    """A supervisor follows a chat read-only (docs/protocol.md#monitor)."""
+
+    type: Literal["monitor"]
+    conversation_id: uuid.UUID
+
+
+class Unmonitor(Frame):
+    type: Literal["unmonitor"]
+    conversation_id: uuid.UUID
+
+
+class Whisper(Frame):
+    """A supervisor's private word to the agent holding the chat; never seen by the visitor."""
+
+    type: Literal["whisper"]
+    conversation_id: uuid.UUID
+    client_msg_id: ClientMsgId
+    text: Annotated[str, Field(min_length=1)]
+
+
+class Barge(Frame):
+    """A supervisor joins the chat beside its agent (docs/protocol.md#barge)."""
+
+    type: Literal["barge"]
+    conversation_id: uuid.UUID
+
+
+class Leave(Frame):
+    type: Literal["leave"]
+    conversation_id: uuid.UUID
+
+
+class Reassign(Frame):
+    """A supervisor gives the chat to another agent (docs/protocol.md#reassign)."""
+
+    type: Literal["reassign"]
+    conversation_id: uuid.UUID
+    agent_id: uuid.UUID
+
+
 class Ping(Frame):
     type: Literal["ping"]
 
@@ -230,6 +271,12 @@ ClientFrame = Annotated[
     | TransferDecline
     | TransferCancel
     | Internal
+    | Monitor
+    | Unmonitor
+    | Whisper
+    | Barge
+    | Leave
+    | Reassign
     | Ping
     | Pong,
     Field(discriminator="type"),
@@ -254,6 +301,12 @@ CLIENT_TYPES = frozenset(
         "transfer_decline",
         "transfer_cancel",
         "internal",
+        "monitor",
+        "unmonitor",
+        "whisper",
+        "barge",
+        "leave",
+        "reassign",
         "ping",
         "pong",
     }

@@ -475,9 +475,9 @@ async def refused_before_escalating(
     assert (await ann.next("error"))["code"] == "transfer_not_found"
     await visitor.send({"type": "escalate", "conversation_id": cid})
     assert (await visitor.next("error"))["code"] == "forbidden"
-    # A supervisor takes an escalated chat (or an offline one) from its agent, not this one.
-    await sue.send({"type": "take", "conversation_id": cid})
-    assert (await sue.next("error"))["code"] == "not_offline"
+    # Only a supervisor takes an open chat from its agent (docs/handoff.md#supervisor-oversight).
+    await visitor.send({"type": "take", "conversation_id": cid})
+    assert (await visitor.next("error"))["code"] == "conversation_not_found"
     assert await stored(backend, cid) == before
     assert "conversation.escalated" not in kinds(ann, cid)
 
