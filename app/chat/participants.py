@@ -84,6 +84,24 @@ async def barged_into(session: AsyncSession, agent_id: uuid.UUID) -> list[Conver
     return list(rows)
 
 
+async def present_among(
+    session: AsyncSession, conversation_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
+    """Who is barged into each of these conversations now (only those with someone)."""
+    if not conversation_ids:
+        return {}
+    rows = await session.execute(
+        select(ConversationParticipant.conversation_id, ConversationParticipant.agent_id).where(
+            ConversationParticipant.conversation_id.in_(conversation_ids),
+            ConversationParticipant.left_at.is_(None),
+        )
+    )
+    found: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for conversation_id, agent_id in rows:
+        found.setdefault(conversation_id, set()).add(agent_id)
+    return {cid: frozenset(agents) for cid, agents in found.items()}
+
+
 async def join(
     session: AsyncSession, conversation: Conversation, agent: Agent, *, now: datetime
 ) -> StoredEvent:

@@ -14,6 +14,7 @@ from app.store.models import (
     Agent,
     Conversation,
     ConversationEvent,
+    ConversationParticipant,
     ConversationState,
     SenderType,
     Visibility,
@@ -134,6 +135,16 @@ async def heads(
         clauses.append(
             Conversation.agent_id.in_(agent_ids)
             & (Conversation.state == ConversationState.ASSIGNED)
+        )
+        # Chats these agents barged into (supervisors): they follow those too.
+        clauses.append(
+            Conversation.id.in_(
+                select(ConversationParticipant.conversation_id).where(
+                    ConversationParticipant.agent_id.in_(agent_ids),
+                    ConversationParticipant.left_at.is_(None),
+                )
+            )
+            & (Conversation.state != ConversationState.CLOSED)
         )
     if visitor_ids:
         clauses.append(

@@ -511,6 +511,8 @@ class ConversationHead:
     state: ConversationState
     visitor_id: uuid.UUID
     agent_id: uuid.UUID | None
+    # Supervisors barged into it now.
+    participants: frozenset[uuid.UUID] = frozenset()
 
 
 async def heads(
@@ -520,11 +522,18 @@ async def heads(
     agent_ids: set[uuid.UUID],
     visitor_ids: set[uuid.UUID],
 ) -> list[ConversationHead]:
-    """The followed conversations, plus the ones these agents hold and these visitors have open."""
+    """The followed conversations, plus the ones these agents hold or barged into and these
+    visitors have open."""
     rows = await repository.heads(
         session, conversation_ids=conversation_ids, agent_ids=agent_ids, visitor_ids=visitor_ids
     )
-    return [ConversationHead(c.id, c.last_seq, c.state, c.visitor_id, c.agent_id) for c in rows]
+    present = await participants.present_among(session, {c.id for c in rows}) if agent_ids else {}
+    return [
+        ConversationHead(
+            c.id, c.last_seq, c.state, c.visitor_id, c.agent_id, present.get(c.id, frozenset())
+        )
+        for c in rows
+    ]
 
 
 async def get(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation | None:

@@ -438,7 +438,8 @@ class Connection:
         actor = self._actor()
         for head in heads:
             mine = (
-                head.agent_id == actor.id and head.state is ConversationState.ASSIGNED
+                (head.agent_id == actor.id and head.state is ConversationState.ASSIGNED)
+                or (actor.id in head.participants and head.state is not ConversationState.CLOSED)
                 if actor.is_agent
                 else head.visitor_id == actor.id and head.state is not ConversationState.CLOSED
             )
