@@ -22,8 +22,11 @@ from app.api.v1 import admin_routing as admin_routing_api
 from app.api.v1 import admin_skills as admin_skills_api
 from app.api.v1 import attachments as attachments_api
 from app.api.v1 import auth as auth_api
+from app.api.v1 import canned_responses as canned_responses_api
 from app.api.v1 import conversations as conversations_api
+from app.api.v1 import dispositions as dispositions_api
 from app.api.v1 import handoff as handoff_api
+from app.api.v1 import team as team_api
 from app.api.v1 import visitor_conversations as visitor_conversations_api
 from app.api.v1 import visitors as visitors_api
 from app.bus.base import BusUnavailable, create_bus
@@ -51,6 +54,10 @@ def _include_routers(app: FastAPI) -> None:
         handoff_api.router,
         attachments_api.router,
         attachments_api.visitor_router,
+        canned_responses_api.router,
+        canned_responses_api.admin_router,
+        dispositions_api.router,
+        team_api.router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_endpoints.router)

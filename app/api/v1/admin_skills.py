@@ -28,6 +28,7 @@ from app.chat import service as chat_service
 from app.errors import Conflict, NotFound
 from app.routing import service as routing_service
 from app.routing.hours import HoursError, hours_to_json, is_open, next_opening, parse_hours
+from app.routing.sla import DEFAULT_TARGET_PERCENT, DEFAULT_TARGET_SECONDS
 from app.store.models import Skill
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,18 @@ Hours = Annotated[
     ),
 ]
 SkillIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The skill's id.")]
+SlaSeconds = Annotated[
+    int,
+    Field(
+        ge=5,
+        le=86_400,
+        description="The first agent reply should come within this many seconds of the "
+        "customer's first message (5 to 86400); the supervisor view judges each queue by it.",
+    ),
+]
+SlaPercent = Annotated[
+    int, Field(ge=1, le=100, description="For this share of chats, in per cent (1 to 100).")
+]
 
 
 class SkillNotFound(NotFound):
@@ -116,6 +129,8 @@ class SkillCreate(RequestBody):
     keywords: Keywords = Field(default_factory=list)
     page_patterns: PagePatterns = Field(default_factory=list)
     business_hours: Hours = None
+    sla_first_response_seconds: SlaSeconds = DEFAULT_TARGET_SECONDS
+    sla_target_percent: SlaPercent = DEFAULT_TARGET_PERCENT
 
     _hours = field_validator("business_hours")(_canonical_hours)
 
@@ -128,8 +143,17 @@ class SkillUpdate(RequestBody):
     keywords: Keywords | None = patch_field()
     page_patterns: PagePatterns | None = patch_field()
     business_hours: Hours = None
+    sla_first_response_seconds: SlaSeconds | None = patch_field()
+    sla_target_percent: SlaPercent | None = patch_field()
 
-    _not_null = field_validator("slug", "name", "keywords", "page_patterns")(not_null)
+    _not_null = field_validator(
+        "slug",
+        "name",
+        "keywords",
+        "page_patterns",
+        "sla_first_response_seconds",
+        "sla_target_percent",
+    )(not_null)
     _hours = field_validator("business_hours")(_canonical_hours)
 
 
@@ -148,6 +172,10 @@ class SkillOut(BaseModel):
         description="When the desk next opens: now when it is open, null when it never opens "
         "within a year (no opening hours, or every open day a holiday)."
     )
+    sla_first_response_seconds: int = Field(
+        description="The first-reply target: within this many seconds."
+    )
+    sla_target_percent: int = Field(description="For this share of chats, in per cent.")
     created_at: datetime
 
 
@@ -169,6 +197,8 @@ def skill_out(skill: Skill, now: datetime) -> SkillOut:
         business_hours=skill.business_hours,
         open_now=is_open(hours, now),
         next_opening=next_opening(hours, now),
+        sla_first_response_seconds=skill.sla_first_response_seconds,
+        sla_target_percent=skill.sla_target_percent,
         created_at=skill.created_at,
     )
 
@@ -227,6 +257,8 @@ async def create_skill(
         keywords=body.keywords,
         page_patterns=body.page_patterns,
         business_hours=body.business_hours,
+        sla_first_response_seconds=body.sla_first_response_seconds,
+        sla_target_percent=body.sla_target_percent,
         created_at=now,
     )
     session.add(skill)
@@ -268,6 +300,10 @@ async def update_skill(
         skill.page_patterns = body.page_patterns
     if "business_hours" in body.model_fields_set:
         skill.business_hours = body.business_hours
+    if body.sla_first_response_seconds is not None:
+        skill.sla_first_response_seconds = body.sla_first_response_seconds
+    if body.sla_target_percent is not None:
+        skill.sla_target_percent = body.sla_target_percent
     await _flush(session, skill.slug)
     return skill_out(skill, now)
 
