@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.tokens import hash_password
 from app.config import Settings
 from app.store.db import Database, SchemaOutdated, alembic_config
-from app.store.models import Agent, AgentSkill, Role, Skill
+from app.store.models import Agent, AgentSkill, CannedResponse, Role, Skill
 
 DEMO_PASSWORD = "warmline-demo"  # noqa: S105 - printed to the operator; demo refuses production
 DEMO_SKILLS = {
@@ -50,6 +50,43 @@ DEMO_AGENTS: tuple[tuple[str, str, Role, dict[str, int], int], ...] = (
         2,
     ),
     ("Admin", "admin@demo.warmline.dev", Role.ADMIN, {}, 0),
+)
+# (shortcut, title, text, skill slug or None): replies agents insert by typing `/shortcut`.
+DEMO_CANNED: tuple[tuple[str, str, str, str | None], ...] = (
+    (
+        "hello",
+        "Greeting",
+        "Hi {{visitor.first_name}}, I'm {{agent.first_name}}. How can I help you today?",
+        None,
+    ),
+    (
+        "refund",
+        "Refund on its way",
+        "Thanks {{visitor.first_name}}. I've issued the refund; it shows on your statement "
+        "within 5 business days. We'll confirm at {{visitor.email}}.",
+        "billing",
+    ),
+    (
+        "reset",
+        "Password reset",
+        'You can reset your password from the login page ("Forgot password?"). The link we '
+        "email is valid for an hour.",
+        "technical",
+    ),
+    (
+        "hold",
+        "One moment",
+        "Thanks for waiting, {{visitor.first_name}}. I'm checking this with our "
+        "{{skill.name}} team and will be right back.",
+        None,
+    ),
+    (
+        "bye",
+        "Goodbye",
+        "Is there anything else I can help with? If not, have a great day! "
+        "(Reference: {{conversation.id}})",
+        None,
+    ),
 )
 MIN_PASSWORD_LENGTH = 10
 
@@ -256,6 +293,27 @@ async def _create_agent(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _demo_canned(session: AsyncSession) -> None:
+    """The demo canned responses not there yet (an admin may have changed the others)."""
+    taken = set(await session.scalars(select(CannedResponse.shortcut)))
+    now = datetime.now(UTC)
+    for shortcut, title, text, slug in DEMO_CANNED:
+        if shortcut in taken:
+            continue
+        skill = None if slug is None else await _ensure_skill(session, slug, DEMO_SKILLS.get(slug))
+        session.add(
+            CannedResponse(
+                shortcut=shortcut,
+                title=title,
+                text=text,
+                skill_id=None if skill is None else skill.id,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    await session.flush()
+
+
 async def _demo(settings: Settings) -> int:
     if settings.env == "production":
         print("warmline: refusing to load demo data with WARMLINE_ENV=production", file=sys.stderr)
@@ -279,6 +337,7 @@ async def _demo(settings: Settings) -> int:
                         capacity=capacity,
                         password=DEMO_PASSWORD,
                     )
+            await _demo_canned(session)
     finally:
         await db.dispose()
     host = os.environ.get("WARMLINE_HOST", "127.0.0.1")
@@ -295,6 +354,7 @@ async def _demo(settings: Settings) -> int:
         f"  Logins (password for all: {DEMO_PASSWORD}):",
     ]
     lines += [f"    {role.value:<10} {name:<11} {email}" for name, email, role, _, _ in DEMO_AGENTS]
+    lines += ["", "  Canned responses: " + " ".join(f"/{c[0]}" for c in DEMO_CANNED)]
     print("\n".join(lines))
     return 0
 

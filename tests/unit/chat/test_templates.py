@@ -15,6 +15,7 @@ from app.chat.templates import (
     unknown_variables,
     variables_in,
 )
+from app.cli import DEMO_CANNED
 
 CONTEXT = RenderContext(
     visitor_name="Ada Lovelace",
@@ -94,3 +95,12 @@ class TestRender:
         assert first_name(" Ada  Lovelace ") == "Ada"
         assert first_name("") is None
         assert first_name(None) is None
+
+
+class TestDemoData:
+    def test_demo_replies_render_fully(self) -> None:
+        """Every canned response `warmline demo` loads names only known variables, so each one
+        renders without a `{{` left in the text."""
+        for shortcut, _title, text, _skill in DEMO_CANNED:
+            assert unknown_variables(text) == [], shortcut
+            assert "{{" not in render(text, CONTEXT.values()), shortcut
