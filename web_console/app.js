@@ -140,6 +140,12 @@ class Shell {
     } else if (f.type === "transfer_result") {
       const who = f.by?.name ? ` (${f.by.name})` : "";
       this.toast(`Transfer ${f.state}${who}${f.reason && f.state !== "accepted" ? ": " + f.reason : ""}`, f.state === "accepted" ? "ok" : "warn");
+    } else if (f.type === "alert" && f.alert === "unanswered") {
+      const c = this.desk.convs.get(f.conversation_id);
+      const who = c?.label() || "A customer";
+      const text = f.alerted === "agent" ? `${who} has waited ${Math.round(f.waited_seconds / 60)} min for your reply.` : `${who} has waited ${Math.round(f.waited_seconds / 60)} min without a reply (agent alerted).`;
+      this.toast(text, "warn");
+      this.alertUser("Customer waiting", text);
     } else if (f.type === "welcome" && this.status === "away") {
       // the status belongs to the agent; keep what this console shows in step
       this.conn.raw({ type: "status", status: "away" });

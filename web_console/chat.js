@@ -166,12 +166,14 @@ export class ChatView {
       acts.push(btn("Accept transfer", "chat-transfer-accept", () => this.ctx.send({ type: "transfer_accept", transfer_id: c.offer.transfer_id }), "primary"));
       acts.push(btn("Decline", "chat-transfer-decline", () => this.ctx.send({ type: "transfer_decline", transfer_id: c.offer.transfer_id })));
     } else if (c.mode === "monitor" && open) {
-      acts.push(btn("Join chat", "barge", () => this.ctx.openChat(c.id, { mode: "barge" })));
+      acts.push(btn("Join chat", "barge", () => this.ctx.openChat(c.id, { mode: "barge" }), "ghost", "Join the conversation: the customer sees you"));
+      acts.push(btn("Take over", "take-over", () => this.ctx.send({ type: "take", conversation_id: c.id }), "ghost", "Make the chat yours"));
       acts.push(btn("Stop monitoring", "unmonitor", () => (this.ctx.send({ type: "unmonitor", conversation_id: c.id }), this.desk.dismiss(c.id))));
     } else if (c.mode === "barge" && open) {
+      acts.push(btn("Take over", "take-over", () => this.ctx.send({ type: "take", conversation_id: c.id }), "ghost", "Make the chat yours"));
       acts.push(btn("Leave", "leave", () => (this.ctx.send({ type: "leave", conversation_id: c.id }), (c.mode = "ended"), this.desk.changed())));
     }
-    if ((!c.mine || !open) && c.mode !== "transfer") acts.push(btn("Dismiss", "dismiss", () => this.desk.dismiss(c.id)));
+    if ((!c.mine || !open) && c.mode !== "transfer" && !(open && (c.mode === "monitor" || c.mode === "barge"))) acts.push(btn("Dismiss", "dismiss", () => this.desk.dismiss(c.id)));
     fill(this.actions, acts);
   }
 
@@ -241,7 +243,7 @@ export class ChatView {
   }
 
   pendingView(m) {
-    const priv = m.type === "internal";
+    const priv = m.type === "internal" || m.type === "whisper";
     return h(
       "li",
       { class: "msg mine pending" + (priv ? " private" : ""), "data-cmid": m.client_msg_id, "data-test": "message" },
@@ -290,18 +292,20 @@ export class ChatView {
   }
 
   renderComposer(c) {
-    const canWrite = c.state !== "closed" && ((c.mine && c.mode === "own") || c.mode === "barge" || (c.mode === "transfer" && c.offer));
+    const whisper = c.mode === "monitor" && !!c.holder && this.me.role !== "agent";
+    const canWrite = c.state !== "closed" && ((c.mine && c.mode === "own") || c.mode === "barge" || (c.mode === "transfer" && c.offer) || whisper);
     this.composer.hidden = !canWrite;
-    const privOnly = c.mode === "transfer";
-    // the transfer accepted: the chat is ours now, and replies go to the customer again
-    if (this.shownMode === "transfer" && !privOnly) this.noteToggle.checked = false;
-    this.shownMode = c.mode;
+    const privOnly = c.mode === "transfer" || whisper;
+    // a transfer accepted (or a supervisor joining after monitoring): replies go to the
+    // customer again, not privately
+    if (this.shownPrivOnly && !privOnly) this.noteToggle.checked = false;
+    this.shownPrivOnly = privOnly;
     this.noteToggle.disabled = privOnly;
     if (privOnly) this.noteToggle.checked = true;
     this.attachBtn.hidden = privOnly;
     const out = this.desk.outgoing.get(c.id);
     const transferring = out && !out.result && out.started?.expires_at;
-    this.noteLabel.lastChild.textContent = privOnly ? " Private to " + (c.offer?.from_agent?.name || "the requester") : transferring ? " Internal (the receiver sees it)" : " Internal note";
+    this.noteLabel.lastChild.textContent = whisper ? " Whisper to " + c.holder.name : privOnly ? " Private to " + (c.offer?.from_agent?.name || "the requester") : transferring ? " Internal (the receiver sees it)" : " Internal note";
     this.syncNote();
     this.syncSend();
   }
@@ -310,7 +314,9 @@ export class ChatView {
     const c = this.conv();
     this.composer.classList.toggle("private", this.noteToggle.checked);
     this.input.placeholder =
-      c?.mode === "transfer"
+      c?.mode === "monitor"
+        ? `Whisper to ${c.holder?.name || "the agent"} — the customer sees nothing`
+        : c?.mode === "transfer"
         ? `Private message to ${c.offer?.from_agent?.name || "the requester"} — the customer sees nothing`
         : this.noteToggle.checked
           ? "Internal note — only agents see it"
@@ -383,8 +389,10 @@ export class ChatView {
     const files = this.noteToggle.checked ? [] : this.tray.files();
     if (!text && !files.length) return;
     const internal = this.noteToggle.checked;
+    // a supervisor monitoring the chat whispers to its agent (the customer never sees it)
+    const kind = c.mode === "monitor" ? "whisper" : "internal";
     const frame = internal
-      ? { type: "internal", conversation_id: c.id, client_msg_id: uuid(), text }
+      ? { type: kind, conversation_id: c.id, client_msg_id: uuid(), text }
       : { type: "message", conversation_id: c.id, client_msg_id: uuid(), text, ...(files.length && { attachments: files.map((f) => f.id), files }) };
     if (!internal) this.stopTyping(c.id);
     this.ctx.queue(frame);
