@@ -140,6 +140,8 @@ class Shell {
     } else if (f.type === "transfer_result") {
       const who = f.by?.name ? ` (${f.by.name})` : "";
       this.toast(`Transfer ${f.state}${who}${f.reason && f.state !== "accepted" ? ": " + f.reason : ""}`, f.state === "accepted" ? "ok" : "warn");
+    } else if (f.type === "accepted" || f.type === "taken" || f.type === "transfer_accepted") {
+      this.chat.focusComposer();
     } else if (f.type === "alert" && f.alert === "unanswered") {
       const c = this.desk.convs.get(f.conversation_id);
       const who = c?.label() || "A customer";

@@ -236,6 +236,11 @@ export class ChatView {
       if (c.events.some((e) => e.client_msg_id === m.client_msg_id && e.sender?.id === this.me.id)) continue;
       this.log.append(this.pendingView(m));
     }
+    // the visitor's read marker: "Seen" under each of our messages it has passed
+    for (const el of this.log.querySelectorAll(".msg.mine[data-seq] .seen")) {
+      const seen = Number(el.closest(".msg").dataset.seq) <= c.visitorReadSeq;
+      el.textContent = seen ? " · Seen" : "";
+    }
     if (stick || this.justSent) {
       this.log.scrollTop = this.log.scrollHeight;
       this.justSent = false;
@@ -270,7 +275,7 @@ export class ChatView {
           b.text ? h("p", { class: "text" }, b.text) : null,
           b.attachments?.length ? h("div", { class: "files" }, b.attachments.map((a) => attachmentView(this.ctx, a))) : null,
         ),
-        h("div", { class: "meta" }, h("span", { class: "who" }, mine ? "You" : who), " · ", h("time", { datetime: e.created_at, title: when(e.created_at) }, clock(e.created_at)), mine && !priv && c.visitorReadSeq >= e.seq ? " · Seen" : ""),
+        h("div", { class: "meta" }, h("span", { class: "who" }, mine ? "You" : who), " · ", h("time", { datetime: e.created_at, title: when(e.created_at) }, clock(e.created_at)), mine && !priv ? h("span", { class: "seen", "data-test": "seen" }) : null),
       );
     }
     if (e.kind === "handoff.summary") {

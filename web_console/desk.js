@@ -72,6 +72,7 @@ export class Desk {
           c.mine = w.state === "assigned" && w.agent?.id === this.me.id;
           if (c.mine) c.mode = "own";
           c.readSeq = Math.max(c.readSeq, w.agent_read_seq || 0);
+          c.visitorReadSeq = Math.max(c.visitorReadSeq, w.visitor_read_seq || 0);
           c.createdAt = w.created_at;
         }
         // monitoring does not survive a reconnect: ask again (docs/console.md#module-interface)

@@ -107,7 +107,13 @@ class TestConsole:
         read = await ada.next("read")
         assert read["reader"]["type"] == "agent"
         await ann.send("Found it, refunding now.")
-        await ada.event("message", body={"text": "Found it, refunding now."})
+        reply = await ada.event("message", body={"text": "Found it, refunding now."})
+        await ada.send(
+            {"type": "read", "conversation_id": reply["conversation_id"], "seq": reply["seq"]}
+        )
+        await expect(
+            ann.message("Found it, refunding now.").locator("[data-test=seen]")
+        ).to_have_text(" · Seen")
         await expect(ann.chat("Ada").locator("[data-test=waiting]")).to_have_count(0)
 
         # the visitor's typing shows in the open chat
