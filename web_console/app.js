@@ -135,6 +135,9 @@ class Shell {
       this.status = f.status;
       this.renderTop();
     } else if (f.type === "error") {
+      // a read or typing frame that crossed the chat's close on the wire: nothing to tell
+      const id = f.details?.conversation_id;
+      if (f.code === "conversation_closed" && !f.ref && id && this.desk.convs.get(id)?.state === "closed") return;
       const what = f.failed ? "Not sent: " : "";
       this.toast(what + (f.message || f.code), "error");
     } else if (f.type === "transfer_result") {

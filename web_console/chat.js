@@ -12,6 +12,7 @@ import { clock, duration, fill, h, icon, problemText, secondsSince, secondsUntil
 const TYPING_EVERY = 3000; // ms between typing "start" frames while the agent types
 const TYPING_IDLE = 4000; // ms without a keystroke before "stop"
 const CONTEXT_TTL = 30000; // ms a fetched context stays fresh
+const READ_DELAY = 250; // ms; see markRead
 
 export class ChatView {
   constructor(root, contextRoot, ctx, desk) {
@@ -28,7 +29,12 @@ export class ChatView {
     this.build();
     desk.listen((what) => this.update(what));
     ctx.on("ack", (f) => this.acked(f));
-    ctx.on("error", (f) => f.failed && this.failed(f));
+    ctx.on("error", (f) => {
+      if (f.failed) this.failed(f);
+      // a close refused (an outcome required, a bad tag): the chat goes on
+      const c = desk.convs.get(f.details?.conversation_id);
+      if (c && c.state !== "closed") c.closing = false;
+    });
     this.onVisible = () => this.markRead();
     document.addEventListener("visibilitychange", this.onVisible);
     this.update("all");
@@ -343,9 +349,16 @@ export class ChatView {
   }
 
   // Everything shown of the open chat is read: tell the server (agent side marker).
+  // Debounced: a burst of events (a replay, a close with its labels) makes one frame, and a
+  // chat that closes meanwhile gets none.
   markRead() {
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => this.sendRead(), READ_DELAY);
+  }
+
+  sendRead() {
     const c = this.conv();
-    if (!c || !c.mine || c.state === "closed" || document.visibilityState !== "visible") return;
+    if (!c || !c.mine || c.state === "closed" || c.closing || document.visibilityState !== "visible") return;
     if (c.lastSeq > Math.max(c.readSeq, c.sentRead)) {
       c.sentRead = c.lastSeq;
       if (this.ctx.send({ type: "read", conversation_id: c.id, seq: c.lastSeq }) !== false) {
@@ -428,7 +441,7 @@ export class ChatView {
       const frame = { type: "close", conversation_id: c.id };
       if (disposition) frame.disposition = disposition;
       if (tags.length) frame.tags = tags;
-      this.ctx.send(frame);
+      if (this.ctx.send(frame) !== false) c.closing = true; // no read frames race the close
     });
   }
 
@@ -610,7 +623,8 @@ export function systemText(e, me) {
       return `${n(e.sender)} recorded the outcome: ${b.label || b.disposition}`;
     case "transfer.requested": {
       const to = b.to?.agent ? b.to.agent.name : b.to?.skill ? b.to.skill.name : b.to?.supervisors ? "the supervisors" : "the queue";
-      return `${n(b.from_agent)} asked for a ${b.kind} ${b.kind === "escalation" ? "" : "transfer "}to ${to}` + (b.note ? ` — “${b.note}”` : "");
+      if (b.kind === "escalation") return `Escalation offered to ${to}` + (b.from_agent ? ` (chat held by ${n(b.from_agent)})` : "");
+      return `${n(b.from_agent)} asked for a ${b.kind} transfer to ${to}` + (b.note ? ` — “${b.note}”` : "");
     }
     case "transfer.accepted":
       return `${n(b.agent)} accepted the transfer`;
