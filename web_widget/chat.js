@@ -551,6 +551,9 @@ export class Chat {
         const key = b.transfer?.has_context ? (b.skill?.name ? "transferSkill" : "transfer") : "joined";
         return v.notice(t(key, { agent, skill: b.skill?.name }), e.seq);
       }
+      case "supervisor.joined":
+      case "supervisor.left": // barged in, or left (docs/protocol.md#barge)
+        return v.notice(t(e.kind.slice(11), { agent: `${agentName(b.agent)} (${t("supervisor")})` }), e.seq);
       case "agent.left":
         v.setAgent(null);
         return v.notice(t(b.reason === "transferred" ? "handedOver" : "left", { agent: agentName(b.agent) }), e.seq);
