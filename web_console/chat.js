@@ -352,12 +352,16 @@ export class ChatView {
   // Debounced: a burst of events (a replay, a close with its labels) makes one frame, and a
   // chat that closes meanwhile gets none.
   markRead() {
+    const c = this.conv();
+    // the agent moved to another chat: what they saw of the last one is read now
+    if (this.readFor && this.readFor !== c) this.sendRead(this.readFor);
     clearTimeout(this.readTimer);
-    this.readTimer = setTimeout(() => this.sendRead(), READ_DELAY);
+    this.readFor = c;
+    this.readTimer = setTimeout(() => this.sendRead(c), READ_DELAY);
   }
 
-  sendRead() {
-    const c = this.conv();
+  sendRead(c) {
+    if (this.readFor === c) this.readFor = null;
     if (!c || !c.mine || c.state === "closed" || c.closing || document.visibilityState !== "visible") return;
     if (c.lastSeq > Math.max(c.readSeq, c.sentRead)) {
       c.sentRead = c.lastSeq;

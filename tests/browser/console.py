@@ -7,9 +7,10 @@ so several agents can work side by side in one browser.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.async_api import Browser, BrowserContext, FilePayload, Locator, Page, expect
 
 from tests.e2e.harness import PASSWORD, Server
 
@@ -88,6 +89,13 @@ class Console:
         await self.composer.fill(text)
         await self.composer.press("Enter")
         await expect(self.composer).to_have_value("")
+
+    async def attach(self, name: str, mime: str, data: bytes) -> None:
+        """Add a file to the composer and wait until it is uploaded."""
+        await self._t("file-input").set_input_files(
+            files=[FilePayload(name=name, mimeType=mime, buffer=data)]
+        )
+        await expect(self._t("tray-item").last).to_have_class(re.compile(r"\bdone\b"))
 
     def message(self, text: str) -> Locator:
         return self.messages.filter(has_text=text)

@@ -8,6 +8,7 @@ offers to accept, as on a desk that uses them.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from playwright.async_api import Browser, expect
 from app.store.db import Database
 from app.store.models import CannedResponse
 from tests.browser.console import Console
+from tests.browser.test_attachments import png
 from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
 
@@ -191,6 +193,18 @@ class TestConsole:
         await expect(ann.toasts.filter(has_text="Transfer accepted")).to_be_visible()
         await bob.send("Hi Ada, Bob from refunds here.")
         await ada.event("message", body={"text": "Hi Ada, Bob from refunds here."})
+
+        # a picture: uploaded at once, sent with the next message, previewed from a blob: URL
+        await bob.attach("label.png", "image/png", png())
+        await bob.send("Here is your refund receipt.")
+        event = await ada.event("message")
+        while event["body"]["text"] != "Here is your refund receipt.":
+            event = await ada.event("message")
+        assert [a["name"] for a in event["body"]["attachments"]] == ["label.png"]
+        preview = bob.message("Here is your refund receipt.").locator(
+            "[data-test=attachment-image]"
+        )
+        await expect(preview).to_have_attribute("src", re.compile(r"^blob:"))
         assert not [
             f
             for f in ada.frames
@@ -242,6 +256,14 @@ class TestConsole:
         await ann.composer.press("/")
         await ann.composer.press("Escape")
         await expect(ann.canned).to_be_hidden()
+
+        # tags from the context panel: a `tags` frame, answered by the agents-only event
+        await ann.t("tag-input").fill("VIP")
+        await ann.t("tag-input").press("Enter")
+        await expect(ann.t("tag")).to_have_text(["#vip×"])
+        tagged = ann.t("system-line").and_(ann.page.locator("[data-kind='conversation.tagged']"))
+        await expect(tagged).to_contain_text("vip")
+        assert not frames_of(ada, "event", kind="conversation.tagged")
 
     async def test_login_status_and_logout(
         self, browser: Browser, server: Server, consoles: list[Console]
