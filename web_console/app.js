@@ -92,7 +92,12 @@ class Shell {
     const ctx = (this.ctx = {
       me,
       api: (method, path, body) => api(method, path, body),
-      send: (frame) => this.conn.raw(frame),
+      send: (frame) => {
+        const sent = this.conn.raw(frame);
+        // typing and read markers are worth nothing later; anything else the agent asked for
+        if (!sent && frame.type !== "typing" && frame.type !== "read") this.toast("Not connected: try again in a moment.", "warn");
+        return sent;
+      },
       queue: (frame) => this.conn.queue(frame),
       on: (type, fn) => {
         if (!this.handlers.has(type)) this.handlers.set(type, new Set());

@@ -126,6 +126,7 @@ export class ChatView {
     }
     if (this.shown !== c.id) {
       if (this.shown) this.drafts.set(this.shown, this.input.value);
+      if (this.shown) this.stopTyping(this.shown);
       this.shown = c.id;
       this.drawnSeq = 0;
       fill(this.log);
@@ -505,6 +506,17 @@ export class ChatView {
   }
 
   drawContext(c) {
+    // a redraw must not eat a tag being typed
+    const old = this.contextRoot.querySelector(".tag-input");
+    const typed = old && old.dataset.conversation === c.id ? old.value : "";
+    const focused = old && document.activeElement === old;
+    this.paintContext(c);
+    const input = this.contextRoot.querySelector(".tag-input");
+    if (input && typed) input.value = typed;
+    if (input && focused) input.focus();
+  }
+
+  paintContext(c) {
     const entry = this.contexts.get(c.id) || {};
     const d = entry.data;
     const v = d?.visitor || c.visitor || {};
@@ -580,15 +592,15 @@ export class ChatView {
       h("span", { class: "tag chip", "data-test": "tag" }, "#" + t, editable ? h("button", { class: "icon small", "aria-label": "Remove tag " + t, onclick: () => send(c.tags.filter((x) => x !== t)) }, "×") : null),
     );
     if (!editable) return h("div", { class: "chips" }, chips.length ? chips : h("span", { class: "muted" }, "No tags"));
-    const input = h("input", { class: "tag-input", placeholder: "Add a tag…", "aria-label": "Add a tag", maxlength: 32, "data-test": "tag-input" });
+    const input = h("input", { class: "tag-input", placeholder: "Add a tag…", "aria-label": "Add a tag", maxlength: 32, "data-test": "tag-input", "data-conversation": c.id });
     input.addEventListener("keydown", (e) => {
       if (e.key !== "Enter" && e.key !== ",") return;
       e.preventDefault();
       const t = input.value.trim().toLowerCase();
       if (!t) return;
       if ((c.tags || []).length >= 20) return this.ctx.toast("At most 20 tags.", "warn");
+      input.value = ""; // before the redraw, which keeps what is typed
       if (!(c.tags || []).includes(t)) send([...(c.tags || []), t]);
-      input.value = "";
       requestAnimationFrame(() => this.contextRoot.querySelector(".tag-input")?.focus());
     });
     return h("div", { class: "chips" }, chips, input);

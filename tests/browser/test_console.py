@@ -261,6 +261,8 @@ class TestConsole:
         await ann.t("tag-input").fill("VIP")
         await ann.t("tag-input").press("Enter")
         await expect(ann.t("tag")).to_have_text(["#vip×"])
+        await expect(ann.t("tag-input")).to_have_value("")
+        await expect(ann.t("tag-input")).to_be_focused()
         tagged = ann.t("system-line").and_(ann.page.locator("[data-kind='conversation.tagged']"))
         await expect(tagged).to_contain_text("vip")
         assert not frames_of(ada, "event", kind="conversation.tagged")
