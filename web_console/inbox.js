@@ -15,7 +15,7 @@ export class Inbox {
     this.offlineError = "";
     this.offersEl = h("section", { class: "box offers", "aria-label": "Offers", "data-test": "offers" });
     this.transfersEl = h("section", { class: "box transfers", "aria-label": "Transfer offers", "data-test": "transfer-offers" });
-    this.chatsEl = h("ul", { class: "chat-list", role: "listbox", "aria-label": "Your chats", "data-test": "chat-list" });
+    this.chatsEl = h("ul", { class: "chat-list", "aria-label": "Your chats", "data-test": "chat-list" });
     this.offlineEl = h("ul", { class: "offline-list", "data-test": "offline-list" });
     this.offlineCount = h("span", { class: "count" });
     fill(
@@ -128,13 +128,13 @@ export class Inbox {
           "li",
           {
             class: "chat-item" + (selected ? " selected" : "") + (unread ? " unread" : "") + (c.mine && c.state !== "closed" ? "" : " other"),
-            role: "option",
             tabindex: "0",
-            "aria-selected": selected ? "true" : "false",
+            "aria-current": selected ? "true" : null,
+            "aria-label": `${c.label()}${unread ? `, ${unread} unread` : ""}${badge ? `, ${badge}` : ""}: ${c.preview(this.ctx.me.id)}`,
             "data-test": "chat-item",
             "data-conversation": c.id,
             onclick: () => this.ctx.openChat(c.id),
-            onkeydown: (e) => e.key === "Enter" && this.ctx.openChat(c.id),
+            onkeydown: (e) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), this.ctx.openChat(c.id)),
           },
           h(
             "div",
