@@ -15,12 +15,13 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Route, expect
 
 from app.store.models import Role
+from tests.browser.console import Console
 from tests.browser.widget import Widget
 from tests.conftest import Backend
-from tests.e2e.harness import PASSWORD, Client, Server, create_agent
+from tests.e2e.harness import Client, Server, create_agent
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
@@ -40,47 +41,25 @@ async def server(sqlite_backend: Backend) -> AsyncIterator[Server]:
         await started.stop()
 
 
-class Console:
-    """One person signed in to the agent console (/console/), in a browser context of their own."""
+async def supervisor_tab(console: Console) -> Locator:
+    """Open the Supervisor tab; the view once its first overview is on screen."""
+    await console.t("tab-supervisor").click()
+    view = console.t("supervisor")
+    await expect(view.locator("[data-test=sv-updated]")).to_contain_text("Updated")
+    return view
 
-    def __init__(self, context: BrowserContext, page: Page, email: str) -> None:
-        self.context = context
-        self.page = page
-        self.email = email
-        self.errors: list[str] = []
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
 
-    @classmethod
-    async def login(cls, browser: Browser, server: Server, email: str) -> Console:
-        context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = await context.new_page()
-        console = cls(context, page, email)
-        await page.goto(f"{server.http}/console/")
-        await page.get_by_label("Email").fill(email)
-        await page.get_by_label("Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
-        await expect(page.locator("[data-test=connection]")).to_have_text("")
-        return console
+def chat_row(console: Console, conversation: str) -> Locator:
+    """A held chat's row in the Agents list of the supervisor view."""
+    return console.page.locator(f'[data-test=sv-chat][data-conversation="{conversation}"]')
 
-    async def supervisor(self) -> Locator:
-        """Open the Supervisor tab; the view once its first overview is on screen."""
-        await self.page.get_by_role("button", name="Supervisor").click()
-        view = self.page.locator("[data-test=supervisor]")
-        await expect(view.locator("[data-test=sv-updated]")).to_contain_text("Updated")
-        return view
 
-    def chat_row(self, conversation: str) -> Locator:
-        return self.page.locator(f'[data-test=sv-chat][data-conversation="{conversation}"]')
-
-    async def confirm(self, action: str) -> None:
-        dialog = self.page.get_by_role("dialog")
-        await expect(dialog).to_be_visible()
-        await dialog.get_by_role("button", name=action, exact=True).click()
-        await expect(dialog).to_be_hidden()
-
-    async def close(self) -> None:
-        assert not self.errors, self.errors
-        await self.context.close()
+async def confirm(console: Console, action: str) -> None:
+    """Answer the supervisor view's confirmation dialog with its `action` button."""
+    dialog = console.page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_role("button", name=action, exact=True).click()
+    await expect(dialog).to_be_hidden()
 
 
 async def person(server: Server, name: str, role: Role = Role.AGENT, **skills: int) -> str:
@@ -102,14 +81,35 @@ async def chat_with(widget: Widget, dana: Client, first: str) -> str:
     return conversation
 
 
+async def survives_a_failing_overview(mia: Console, view: Locator) -> None:
+    """The overview fails: after two reads in a row (backing off) a banner says the figures
+    are stale and why; Retry now reads again at once and the banner goes."""
+    problem = {"status": 503, "code": "unavailable", "detail": "The database cannot be reached."}
+
+    async def fail(route: Route) -> None:
+        await route.fulfill(status=503, json=problem)
+
+    overview = "**/api/v1/supervisor/overview"
+    await mia.page.route(overview, fail)
+    banner = view.locator("[data-test=sv-stale]")
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("Not up to date.")
+    await expect(banner).to_contain_text("The database cannot be reached.")
+    await mia.page.unroute(overview, fail)
+    await banner.get_by_role("button", name="Retry now").click()
+    await expect(banner).to_be_hidden()
+
+
 async def monitors_live(mia: Console, row: Locator, widget: Widget) -> None:
-    """Monitor: the chat opens read-only in Mia's Chats view, and goes on live."""
+    """Monitor: the chat opens in Mia's Chats view, read-only for the visitor, and goes on
+    live."""
     await row.get_by_role("button", name="Monitor the chat with Ada").click()
-    transcript = mia.page.locator("[data-test=transcript]")
+    transcript = mia.transcript
     await expect(transcript).to_contain_text("My parcel never arrived")
     await expect(transcript).to_contain_text("Let me check the tracking.")
     await expect(mia.page.locator("[data-test=chat-state]")).to_have_text("Monitoring")
-    await expect(mia.page.locator("[data-test=composer-box]")).to_be_hidden()
+    # read-only for the visitor: the chat view's composer only whispers to Dana
+    await expect(mia.page.locator("[data-test=composer-box]")).to_contain_text("Whisper to Dana")
     await widget.send("It was due on Monday")
     await expect(transcript).to_contain_text("It was due on Monday")
 
@@ -117,8 +117,10 @@ async def monitors_live(mia: Console, row: Locator, widget: Widget) -> None:
 async def whispers(mia: Console, conversation: str, dana: Client, dana_console: Console) -> Locator:
     """Whisper from the Supervisor tab's panel: Dana gets an agents-only event, her console
     shows it as such. Returns the panel."""
-    await mia.supervisor()
-    await mia.chat_row(conversation).get_by_role("button", name="Whisper to Dana about Ada").click()
+    await supervisor_tab(mia)
+    await (
+        chat_row(mia, conversation).get_by_role("button", name="Whisper to Dana about Ada").click()
+    )
     panel = mia.page.locator(f'[data-test=sv-panel][data-conversation="{conversation}"]')
     await expect(panel.locator("[data-test=sv-line-visitor] .sv-text")).to_have_text(
         ["My parcel never arrived", "It was due on Monday"]
@@ -133,8 +135,8 @@ async def whispers(mia: Console, conversation: str, dana: Client, dana_console: 
     assert whisper["body"]["to"]["name"] == "Dana"
     assert whisper["sender"]["name"] == "Mia"
     await expect(panel.locator("[data-test=sv-line-whisper]")).to_contain_text(WHISPER)
-    await dana_console.page.locator("[data-test=chat-item]", has_text="Ada").click()
-    shown = dana_console.page.locator("[data-test=private-message]", has_text=WHISPER)
+    await dana_console.open_chat("Ada")
+    shown = dana_console.private_messages.filter(has_text=WHISPER)
     await expect(shown).to_contain_text("agents only")
     return panel
 
@@ -143,7 +145,7 @@ async def barges_in(mia: Console, panel: Locator, widget: Widget, dana: Client) 
     """Barge in: Ada's widget says Mia (supervisor) joined, then shows her message under her
     name; Dana reads it too."""
     await panel.get_by_role("button", name="Barge in on the chat with Ada").click()
-    await mia.confirm("Barge in")
+    await confirm(mia, "Barge in")
     await expect(mia.page.locator("[data-test=chat-state]")).to_have_text("Joined as supervisor")
     joined = widget.notes.filter(has_text="Mia (supervisor) joined the chat.")
     await expect(joined).to_have_count(1)
@@ -173,12 +175,12 @@ async def visitor_never_got_the_whisper(widget: Widget, conversation: str) -> No
 
 async def reassigns(mia: Console, view: Locator, graces: str, dana: Client, bob: Client) -> None:
     """Reassign: the picker lists the other connected agents with their load; Bob gets it."""
-    await mia.chat_row(graces).get_by_role("button", name="Reassign the chat with Grace").click()
+    await chat_row(mia, graces).get_by_role("button", name="Reassign the chat with Grace").click()
     dialog = mia.page.get_by_role("dialog")
     await expect(dialog.locator("label", has_text="Bob")).to_contain_text("online, 0 / 3")
     await expect(dialog.get_by_role("radio", name="Dana")).to_have_count(0)
     await dialog.get_by_role("radio", name="Bob").check()
-    await mia.confirm("Reassign")
+    await confirm(mia, "Reassign")
     status = view.locator("[data-test=sv-status]")
     await expect(status).to_have_text("The chat with Grace went to Bob.")
     await bob.event("agent.joined", conversation_id=graces)
@@ -193,7 +195,7 @@ async def takes_over(
     """Take over: the chat is Mia's own, in her Chats view with a composer; Dana is told and
     may no longer write to it; Ada's widget says who has her chat now."""
     await item.get_by_role("button", name="Take over the chat with Ada").click()
-    await mia.confirm("Take over")
+    await confirm(mia, "Take over")
     await expect(mia.page.locator("[data-test=chat-title]")).to_have_text("Ada")
     await expect(mia.page.locator("[data-test=composer-box]")).to_be_visible()
     result = await dana.next("transfer_result", conversation_id=conversation)
@@ -220,14 +222,14 @@ class TestSupervisorView:
         dana = await Client.agent(server, dana_email)  # Dana's frames, beside her console
         await dana.connect()
         supervisor = await person(server, "Mia", role=Role.SUPERVISOR)
-        mia = await Console.login(browser, server, supervisor)
-        dana_console = await Console.login(browser, server, dana_email)
+        mia = await Console.login_as(browser, server, supervisor)
+        dana_console = await Console.login_as(browser, server, dana_email)
         try:
             conversation = await chat_with(widget, dana, "My parcel never arrived")
             await dana.message("Let me check the tracking.", conversation_id=conversation)
 
-            view = await mia.supervisor()
-            row = mia.chat_row(conversation)
+            view = await supervisor_tab(mia)
+            row = chat_row(mia, conversation)
             await expect(row).to_contain_text("Ada")
             await expect(row).to_contain_text("answered")
             danas = view.locator("[data-test=sv-agent]", has=row)
@@ -235,6 +237,7 @@ class TestSupervisorView:
             billing = view.locator("[data-test=sv-skill][data-skill=billing]")
             await expect(billing.locator("[data-test=sv-sla]")).to_have_text("OK")
 
+            await survives_a_failing_overview(mia, view)
             await monitors_live(mia, row, widget)
             panel = await whispers(mia, conversation, dana, dana_console)
             await barges_in(mia, panel, widget, dana)
@@ -253,7 +256,7 @@ class TestSupervisorView:
         await dana.connect()
         bob = await Client.agent(server, await person(server, "Bob", general=5))
         await bob.connect()
-        mia = await Console.login(
+        mia = await Console.login_as(
             browser, server, await person(server, "Mia", role=Role.SUPERVISOR)
         )
         try:
@@ -264,7 +267,7 @@ class TestSupervisorView:
             conversation = await chat_with(widget, dana, "Where is my refund?")
             await dana.message("It is on its way.", conversation_id=conversation)
 
-            view = await mia.supervisor()
+            view = await supervisor_tab(mia)
             await reassigns(mia, view, graces, dana, bob)
 
             # escalated by the customer's words: first in the view, with the reason
@@ -275,11 +278,11 @@ class TestSupervisorView:
             await expect(item).to_contain_text("Ada with Dana")
             await expect(item).to_contain_text("The customer asked for 'speak to a manager'.")
             await expect(view.locator("[data-test=sv-escalated-count]")).to_have_text("1")
-            await expect(mia.chat_row(conversation)).to_contain_text("Escalated")
+            await expect(chat_row(mia, conversation)).to_contain_text("Escalated")
 
             await takes_over(mia, item, conversation, widget, dana)
             # and the overview agrees: the chat is under Mia, no longer under Dana
-            view = await mia.supervisor()
+            view = await supervisor_tab(mia)
             mias = view.locator("[data-test=sv-agent]", has_text="Mia")
             await expect(mias.locator(f'[data-conversation="{conversation}"]')).to_have_count(1)
             danas = view.locator("[data-test=sv-agent]", has_text="Dana")
