@@ -339,14 +339,16 @@ function skills(s, list) {
   const rows = list.map((k) => {
     const sla = k.sla || {};
     const state = sla.state || "ok";
-    const wait = el("span", {
-      class: "sv-time",
-      "data-base": String(k.longest_wait_seconds || 0),
-      "data-at": String(serverNow(s)),
-      "data-limit": sla.target_seconds ? String(sla.target_seconds) : false,
-    });
+    // the longest wait ticks on from the figure read (nobody waiting: a dash that stays)
+    const wait = k.waiting
+      ? el("span", {
+          class: "sv-time",
+          "data-base": String(k.longest_wait_seconds || 0),
+          "data-at": String(serverNow(s)),
+          "data-limit": sla.target_seconds ? String(sla.target_seconds) : false,
+        })
+      : el("span", { class: "sv-muted", text: "—" });
     if (k.waiting) paintTime(s, wait);
-    else wait.className = "", (wait.textContent = "—");
     return el(
       "tr",
       { "data-test": "sv-skill", "data-skill": k.slug ?? "" },
