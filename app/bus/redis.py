@@ -80,7 +80,7 @@ class RedisBus(Bus):
         self._listeners.clear()
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call] # unannotated upstream
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore] # unannotated before redis 8.2
         if self._client is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.aclose()
@@ -160,7 +160,7 @@ class RedisBus(Bus):
         async with self._lock:
             if self._pubsub is not None:
                 with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.aclose()  # type: ignore[no-untyped-call] # unannotated upstream
+                    await self._pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore] # unannotated before redis 8.2
             self._pubsub = None
             pubsub = await self._connect_pubsub()
             for event in self._confirmed.values():
