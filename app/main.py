@@ -27,6 +27,7 @@ from app.api.v1 import conversations as conversations_api
 from app.api.v1 import dispositions as dispositions_api
 from app.api.v1 import handoff as handoff_api
 from app.api.v1 import team as team_api
+from app.api.v1 import transcripts as transcripts_api
 from app.api.v1 import visitor_conversations as visitor_conversations_api
 from app.api.v1 import visitors as visitors_api
 from app.bus.base import BusUnavailable, create_bus
@@ -48,6 +49,7 @@ def _include_routers(app: FastAPI) -> None:
         visitors_api.router,
         visitor_conversations_api.router,
         conversations_api.router,
+        transcripts_api.router,  # after it: /conversations/offline is not an id
         admin_skills_api.router,
         admin_agents_api.router,
         admin_routing_api.router,

@@ -386,6 +386,11 @@ class Conversation(Base):
         Index("ix_conversations_agent_state", "agent_id", "state"),
         Index("ix_conversations_next_step", "state", "next_step_at"),
         Index("ix_conversations_awaiting_reply", "state", "awaiting_reply_since"),
+        # The REST list and export (docs/api.md#conversations-api): keyset pages by creation or by
+        # close, and a visitor's conversations.
+        Index("ix_conversations_created", "created_at", "id"),
+        Index("ix_conversations_closed", "closed_at", "id"),
+        Index("ix_conversations_visitor", "visitor_id", "created_at"),
         # Few rows are escalated: the supervisors' list reads a small partial index.
         Index(
             "ix_conversations_escalated",
@@ -458,6 +463,17 @@ class ConversationEvent(Base):
         UniqueConstraint("conversation_id", "seq"),
         # Resending a frame with the same client_msg_id must not store it twice.
         UniqueConstraint("conversation_id", "sender_type", "sender_id", "client_msg_id"),
+        # Who held which conversations (the REST list's `agent_id` filter, an agent's own list):
+        # their `agent.joined` events, a small share of the log.
+        Index(
+            "ix_conversation_events_joined",
+            "sender_id",
+            "conversation_id",
+            postgresql_where=text("kind = 'agent.joined'"),
+            sqlite_where=text("kind = 'agent.joined'"),
+        ),
+        # Not here: the full-text GIN index on the events' text, PostgreSQL's alone (migration
+        # 2026-12-04-0502; the models cannot state a one-dialect expression index).
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
