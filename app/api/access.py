@@ -6,7 +6,7 @@ Routes declare what they need with `Requires("scope")`, or `Requires("scope", st
 the route is about the team (only supervisors and admins, or a key with the scope); `CurrentAgent`
 stays for what only a person at the console does (canned responses, their own context).
 
-`describe_access(app)` writes each route's requirement into the OpenAPI document
+`describe_access(router)` writes each route's requirement into the OpenAPI document
 (`x-warmline-access` and a line of the description), from the same objects that enforce it.
 """
 
@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -118,6 +118,7 @@ class Requires:
 
 
 AdminAccess = Annotated[Principal, Depends(Requires("admin"))]
+ConversationsRead = Annotated[Principal, Depends(Requires("conversations:read"))]
 
 
 def _requirements(dependant: Dependant) -> list[Requires]:
@@ -134,14 +135,14 @@ def route_requirements(route: APIRoute) -> list[Requires]:
     return _requirements(route.dependant)
 
 
-def describe_access(app: FastAPI) -> None:
-    """Add each route's requirement to its OpenAPI operation."""
-    for route in app.routes:
+def describe_access(router: APIRouter) -> None:
+    """Add each route's requirement to its OpenAPI operation (before the router is included)."""
+    for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
         needs = route_requirements(route)
-        if not needs:
-            continue
+        if not needs or "x-warmline-access" in (route.openapi_extra or {}):
+            continue  # nothing to say, or said already (the routers outlive one app)
         extra = dict(route.openapi_extra or {})
         extra["x-warmline-access"] = [need.describe() for need in needs]
         route.openapi_extra = extra

@@ -13,14 +13,19 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import keys as key_service
 from app.auth import service as auth_service
 from app.auth.errors import InvalidToken
 from app.config import Settings
-from app.errors import InvalidData, ServiceUnavailable
+from app.errors import Forbidden, InvalidData, ServiceUnavailable
 from app.store.db import Database
 from app.store.models import Agent, Visitor
 
-_bearer = HTTPBearer(auto_error=False, description="An agent session token from /api/v1/auth/login")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An agent session token (`wla_…`, from /api/v1/auth/login), an API key "
+    "(`wlk_…`, from /api/v1/api-keys) or, on the visitor routes, a visitor token (`wlv_…`).",
+)
 
 
 def get_db(request: Request) -> Database:
@@ -69,6 +74,13 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 async def get_current_agent(session: SessionDep, credentials: BearerDep, now: NowDep) -> Agent:
     if credentials is None:
         raise InvalidToken("Send an agent session token as `Authorization: Bearer <token>`.")
+    if key_service.is_api_key(credentials.credentials):
+        # A live key is told why it is refused; a dead one is refused as any bad token.
+        await key_service.authenticate_api_key(session, token=credentials.credentials, now=now)
+        raise Forbidden(
+            "This route serves an agent's session at the console; API keys cannot use it.",
+            required_role="agent",
+        )
     return await auth_service.authenticate_agent(session, token=credentials.credentials, now=now)
 
 

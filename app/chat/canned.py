@@ -168,7 +168,7 @@ async def create(
     title: str,
     text: str,
     skill_id: int | None,
-    by: uuid.UUID,
+    by: uuid.UUID | None,
     now: datetime,
 ) -> CannedView:
     """Store a new canned response (`skill_id` must name a skill, or be None).

@@ -1,8 +1,8 @@
 """`/api/v1/agents`: the team, as supervisors read it and admins edit it (docs/api.md#agents).
 
-Also the role checks every admin route shares (`StaffAgent`, `AdminAgent`) and `refuse()`, which
-reports a rule only the database can check (a skill that does not exist) exactly as request
-validation reports a malformed field.
+Also the access every admin route shares (`StaffAgent`, `AdminAgent`: app/api/access.py) and
+`refuse()`, which reports a rule only the database can check (a skill that does not exist)
+exactly as request validation reports a malformed field.
 
 Routing side effects are part of the change, in the same transaction: whatever can give an
 agent room or make them eligible (more capacity, other skills, another role, re-activation)
@@ -28,14 +28,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.access import AdminAccess, Principal, Requires
 from app.api.body import RequestBody
-from app.api.deps import CurrentAgent, NowDep, SessionDep
+from app.api.deps import NowDep, SessionDep
 from app.api.errors import responses
 from app.api.publish import PublisherDep
 from app.auth.tokens import hash_password
 from app.chat import service as chat_service
 from app.chat.service import Outcome
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, NotFound
 from app.routing.repository import load_of, lock_agent_load
 from app.store.models import Agent, AgentSession, AgentSkill, AgentStatus, Role, Skill
 
@@ -61,22 +62,10 @@ AgentIdPath = Annotated[uuid.UUID, Path(description="The agent's id.")]
 # --- roles -------------------------------------------------------------------------------------
 
 
-async def get_staff(agent: CurrentAgent) -> Agent:
-    """The current agent, if a supervisor or an admin."""
-    if agent.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise Forbidden("Only supervisors and admins may do this.", required_role="supervisor")
-    return agent
-
-
-async def get_admin(agent: CurrentAgent) -> Agent:
-    """The current agent, if an admin."""
-    if agent.role is not Role.ADMIN:
-        raise Forbidden("Only admins may do this.", required_role="admin")
-    return agent
-
-
-StaffAgent = Annotated[Agent, Depends(get_staff)]
-AdminAgent = Annotated[Agent, Depends(get_admin)]
+# Reading the team and its settings: supervisors and admins (their sessions), or a key with
+# `reports:read`. Changing them: admins, or a key with `admin` (app/api/access.py).
+StaffAgent = Annotated[Principal, Depends(Requires("reports:read", staff=True))]
+AdminAgent = AdminAccess
 
 
 def refuse(*problems: tuple[tuple[str | int, ...], str]) -> NoReturn:

@@ -19,8 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.access import ConversationsRead
 from app.api.body import RequestBody
-from app.api.deps import CurrentAgent, NowDep, SessionDep
+from app.api.deps import NowDep, SessionDep
 from app.api.errors import responses
 from app.api.publish import PublisherDep
 from app.api.v1.admin_agents import MAX_ROW_ID, AdminAgent, Name, not_null, patch_field
@@ -234,7 +235,9 @@ async def _flush(session: AsyncSession, slug: str) -> None:
     description="Every skill, by slug. Any agent.",
     responses=responses(401, 503),
 )
-async def list_skills(_agent: CurrentAgent, session: SessionDep, now: NowDep) -> list[SkillOut]:
+async def list_skills(
+    _reader: ConversationsRead, session: SessionDep, now: NowDep
+) -> list[SkillOut]:
     skills = await session.scalars(select(Skill).order_by(Skill.slug))
     return [skill_out(skill, now) for skill in skills]
 
@@ -273,7 +276,7 @@ async def create_skill(
     responses=responses(401, 404, 422, 503),
 )
 async def get_skill(
-    skill_id: SkillIdPath, _agent: CurrentAgent, session: SessionDep, now: NowDep
+    skill_id: SkillIdPath, _reader: ConversationsRead, session: SessionDep, now: NowDep
 ) -> SkillOut:
     return skill_out(await get_skill_or_raise(session, skill_id), now)
 

@@ -29,12 +29,13 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import BearerDep, NowDep, get_db, get_settings, unit
 from app.api.errors import responses
+from app.auth import keys as key_service
 from app.auth import service as auth_service
 from app.auth.errors import InvalidToken
 from app.chat import attachments
 from app.chat import service as chat_service
 from app.chat.outcome import Actor
-from app.errors import InvalidData, WarmlineError
+from app.errors import Forbidden, InvalidData, WarmlineError
 from app.files import FileStore
 from app.files import types as filetypes
 from app.files.base import discard
@@ -116,13 +117,29 @@ class _Who:
     sees_all: bool  # a supervisor or an admin
 
 
-async def _who(db: Database, credentials: BearerDep, now: datetime, *, visitor: bool) -> _Who:
-    """Authenticate in a unit of its own, closed before any bytes move."""
+async def _who(
+    db: Database,
+    credentials: BearerDep,
+    now: datetime,
+    *,
+    visitor: bool,
+    key_scope: str | None = None,
+) -> _Who:
+    """Authenticate in a unit of its own, closed before any bytes move. An API key is let in
+    only where `key_scope` is given and it holds that scope; it then reads any file sent in a
+    conversation (as the transcripts it can read link to them)."""
     if credentials is None:
         kind = "the visitor token" if visitor else "an agent session token"
         raise InvalidToken(f"Send {kind} as `Authorization: Bearer <token>`.")
     token = credentials.credentials
     async with unit(db) as session:
+        if not visitor and key_service.is_api_key(token):
+            key = await key_service.authenticate_api_key(session, token=token, now=now)
+            if key_scope is None:
+                raise Forbidden("Uploads are an agent's, at the console; API keys cannot upload.")
+            if key_scope not in key_service.effective_scopes(key.scopes):
+                raise Forbidden(f"This needs the scope `{key_scope}`.", required_scope=key_scope)
+            return _Who(Actor(SenderType.SYSTEM, key.id, key.name), sees_all=True)
         if visitor:
             found = await auth_service.authenticate_visitor(session, token=token, now=now)
             return _Who(Actor(SenderType.VISITOR, found.id, found.name), sees_all=False)
@@ -274,7 +291,7 @@ async def limits(request: Request) -> Limits:
     description=_UPLOAD_DESCRIPTION,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_UPLOAD_BODY,
-    responses=responses(401, 413, 415, 422, 429, 503),
+    responses=responses(401, 403, 413, 415, 422, 429, 503),
 )
 async def upload_as_agent(
     request: Request,
@@ -348,14 +365,15 @@ _DOWNLOAD_DESCRIPTION = (
     "/{attachment_id}",
     summary="Download a file (agent)",
     description=_DOWNLOAD_DESCRIPTION + " An agent may download their own uploads and the files "
-    "of conversations they may read; supervisors and admins any file sent in a conversation.",
+    "of conversations they may read; supervisors and admins, and API keys with "
+    "`transcripts:read`, any file sent in a conversation.",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, **responses(401, 404, 503)},
+    responses={200: {"content": {"application/octet-stream": {}}}, **responses(401, 403, 404, 503)},
 )
 async def download_as_agent(
     request: Request, attachment_id: uuid.UUID, credentials: BearerDep, now: NowDep
 ) -> Response:
-    who = await _who(get_db(request), credentials, now, visitor=False)
+    who = await _who(get_db(request), credentials, now, visitor=False, key_scope="transcripts:read")
     return await _download(request, who, attachment_id)
 
 
@@ -365,7 +383,7 @@ async def download_as_agent(
     description=_DOWNLOAD_DESCRIPTION + " A visitor may download their own uploads and every "
     "file sent in their conversations.",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, **responses(401, 404, 503)},
+    responses={200: {"content": {"application/octet-stream": {}}}, **responses(401, 403, 404, 503)},
 )
 async def download_as_visitor(
     request: Request, attachment_id: uuid.UUID, credentials: BearerDep, now: NowDep

@@ -211,7 +211,7 @@ async def admin_create(
         title=body.title,
         text=body.text,
         skill_id=await _skill_id(session, body.skill),
-        by=admin.id,
+        by=admin.agent_id,
         now=now,
     )
     return _out(view)

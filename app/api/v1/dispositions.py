@@ -14,8 +14,9 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, StringConstraints
 
+from app.api.access import ConversationsRead
 from app.api.body import RequestBody
-from app.api.deps import CurrentAgent, NowDep, SessionDep
+from app.api.deps import NowDep, SessionDep
 from app.api.errors import responses
 from app.api.v1.admin_agents import AdminAgent, refuse
 from app.routing import repository as routing_repository
@@ -69,7 +70,7 @@ def _out(row: RoutingSettings) -> Dispositions:
     description="Any agent.",
     responses=responses(401, 503),
 )
-async def get_dispositions(_agent: CurrentAgent, session: SessionDep) -> Dispositions:
+async def get_dispositions(_reader: ConversationsRead, session: SessionDep) -> Dispositions:
     return _out(await routing_repository.routing_settings(session))
 
 
