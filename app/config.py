@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # those Warmline recognises, and the app refuses to start with one it does not.
     attachment_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
     agent_session_ttl_hours: int = Field(default=12, ge=1)
+    # Seconds between two runs of the retention policy on each node (docs/operations.md#retention).
+    retention_interval: float = Field(default=3600.0, gt=0)
     node_name: str | None = None
     log_level: str = "INFO"
     log_json: bool = False

@@ -36,6 +36,7 @@ from app.errors import InvalidData, ServiceUnavailable, WarmlineError
 from app.files import FileStore
 from app.handoff import service as handoff_service
 from app.handoff import summarizer
+from app.privacy import retention
 from app.routing import presence
 from app.routing import service as routing_service
 from app.routing.estimate import WaitEstimate
@@ -348,6 +349,9 @@ class Hub:
             self._tasks.append(
                 asyncio.create_task(self._supervise("files.purge_unsent", self._purge_loop))
             )
+        self._tasks.append(
+            asyncio.create_task(self._supervise("privacy.retention", self._retention_loop))
+        )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -391,6 +395,25 @@ class Hub:
         while True:
             await asyncio.sleep(PURGE_PERIOD * random.uniform(0.9, 1.1))  # noqa: S311 - not crypto
             await self.purge_unsent()
+
+    async def _retention_loop(self) -> None:
+        interval = self.settings.retention_interval
+        while True:
+            # Jittered, so the nodes of a deployment do not all start their run together.
+            await asyncio.sleep(interval * random.uniform(0.9, 1.1))  # noqa: S311 - not crypto
+            await self.apply_retention()
+
+    async def apply_retention(self) -> None:
+        """One run of the retention policy (app/privacy/retention.py), a transaction per batch,
+        each batch's `conversation.redacted` events published after its commit."""
+        await retention.run(
+            self.unit,
+            self.files,
+            clock=self.clock,
+            node=self.node,
+            trigger="schedule",
+            publish=self.publish,
+        )
 
     async def purge_unsent(self) -> int:
         """Delete uploads nobody sent within a day: the rows first (claimed with SKIP LOCKED, so

@@ -369,6 +369,8 @@ class Visitor(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When their data was erased on request (docs/api.md#privacy): identity gone, token revoked.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Conversation(Base):
@@ -453,6 +455,9 @@ class Conversation(Base):
     # Labels agents put on the chat (lower-case, at most 20) and the outcome chosen at close.
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     disposition: Mapped[str | None] = mapped_column(String(64))
+    # When its text and files were removed (an erasure or the retention policy's anonymising,
+    # docs/api.md#privacy); the row, its timings and its log's seqs stay.
+    redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConversationEvent(Base):
@@ -673,3 +678,71 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RetentionMode(enum.StrEnum):
+    PURGE = "purge"  # delete old closed conversations, their events and files
+    ANONYMISE = "anonymise"  # keep the rows, remove their text and files
+
+
+class Erasure(Base):
+    """One erasure of a visitor's data, as asked through the API (docs/api.md#privacy): the
+    audit line of who asked and what went. Keeps no personal data itself."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # No foreign key: the record outlives whatever happens to the visitor's row later.
+    visitor_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    # `principal.label` of the caller: `agent:<id>` or `api_key:<id>`.
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    conversations: Mapped[int] = mapped_column(Integer, default=0)
+    conversations_closed: Mapped[int] = mapped_column(Integer, default=0)
+    events_redacted: Mapped[int] = mapped_column(Integer, default=0)
+    attachments_deleted: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RetentionSettings(Base):
+    """The retention policy: one row (id 1), edited by admins; no row means keep forever."""
+
+    __tablename__ = "retention_settings"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint(
+            "closed_after_days IS NULL OR closed_after_days >= 1", name="closed_after_positive"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    # Conversations closed longer ago than this are purged or anonymised; NULL keeps them.
+    closed_after_days: Mapped[int | None] = mapped_column(Integer)
+    mode: Mapped[RetentionMode] = mapped_column(
+        _enum(RetentionMode, "retention_mode"), default=RetentionMode.ANONYMISE
+    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class RetentionRun(Base):
+    """One run of the retention task on one node, with what it did."""
+
+    __tablename__ = "retention_runs"
+    __table_args__ = (Index("ix_retention_runs_started", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    # `schedule` (a node's hourly loop) or `request` (an admin's `POST .../runs`).
+    trigger: Mapped[str] = mapped_column(String(16))
+    node: Mapped[str] = mapped_column(String(128))
+    mode: Mapped[RetentionMode] = mapped_column(_enum(RetentionMode, "retention_mode"))
+    closed_after_days: Mapped[int] = mapped_column(Integer)
+    # Conversations closed before this were due.
+    cutoff: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    conversations: Mapped[int] = mapped_column(Integer, default=0)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    attachments: Mapped[int] = mapped_column(Integer, default=0)
+    # Why the run stopped early (the database went away), or NULL.
+    error: Mapped[str | None] = mapped_column(String(500))
