@@ -17,9 +17,11 @@ from fastapi.responses import JSONResponse
 
 from app import __version__, web
 from app.api import errors as api_errors
+from app.api.access import describe_access
 from app.api.v1 import admin_agents as admin_agents_api
 from app.api.v1 import admin_routing as admin_routing_api
 from app.api.v1 import admin_skills as admin_skills_api
+from app.api.v1 import api_keys as api_keys_api
 from app.api.v1 import attachments as attachments_api
 from app.api.v1 import auth as auth_api
 from app.api.v1 import canned_responses as canned_responses_api
@@ -60,7 +62,9 @@ def _include_routers(app: FastAPI) -> None:
         canned_responses_api.admin_router,
         dispositions_api.router,
         team_api.router,
+        api_keys_api.router,
     ):
+        describe_access(router)  # each route's scope into OpenAPI, from what enforces it
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_endpoints.router)
 
