@@ -28,6 +28,7 @@ from app.api.v1 import canned_responses as canned_responses_api
 from app.api.v1 import conversations as conversations_api
 from app.api.v1 import dispositions as dispositions_api
 from app.api.v1 import handoff as handoff_api
+from app.api.v1 import privacy as privacy_api
 from app.api.v1 import team as team_api
 from app.api.v1 import transcripts as transcripts_api
 from app.api.v1 import visitor_conversations as visitor_conversations_api
@@ -62,6 +63,7 @@ def _include_routers(app: FastAPI) -> None:
         canned_responses_api.admin_router,
         dispositions_api.router,
         team_api.router,
+        privacy_api.router,
         api_keys_api.router,
     ):
         describe_access(router)  # each route's scope into OpenAPI, from what enforces it
