@@ -19,18 +19,31 @@ import binascii
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.access import Principal, Requires
 from app.api.deps import SessionDep, get_db, unit
 from app.api.errors import responses
+from app.api.v1.transcript_schemas import (
+    EVENT_EXAMPLE,
+    ITEM_EXAMPLE,
+    ConversationDetail,
+    ConversationOut,
+    ConversationPage,
+    Csat,
+    ExportLine,
+    Timings,
+    TranscriptOut,
+    conversation_fields,
+    event_out,
+)
 from app.api.v1.transcript_text import plain_transcript
 from app.chat import service as chat_service
 from app.chat import transcripts
@@ -38,16 +51,15 @@ from app.chat.errors import ConversationNotFound
 from app.chat.labels import MAX_TAG_CHARS, MAX_TAGS
 from app.chat.outcome import Actor
 from app.chat.search import MAX_QUERY_CHARS
-from app.chat.transcripts import ConversationInfo, CsatNotFound, Filters, Keyset
+from app.chat.transcripts import CsatNotFound, Filters, Keyset
 from app.store.db import Database
-from app.store.models import Conversation, ConversationEvent, ConversationState, SenderType
+from app.store.models import Conversation, ConversationState, SenderType
 
 router = APIRouter(prefix="/conversations", tags=["conversations API"])
 
 # Conversations per read of the export: each batch is one short read (metadata and events),
 # so no database session is held while the client reads the stream.
 EXPORT_BATCH = 100
-ATTACHMENT_URL = "/api/v1/attachments/{id}"
 
 ReadAccess = Annotated[Principal, Depends(Requires("conversations:read"))]
 TranscriptAccess = Annotated[Principal, Depends(Requires("transcripts:read"))]
@@ -96,158 +108,6 @@ def decode_cursor(cursor: str, sort: str) -> Keyset:
     return at
 
 
-# --- response shapes ---------------------------------------------------------------------------
-
-
-class PersonOut(BaseModel):
-    id: uuid.UUID
-    name: str | None
-
-
-class VisitorOut(BaseModel):
-    id: uuid.UUID
-    name: str | None
-    email: str | None
-
-
-class SkillOut(BaseModel):
-    id: int
-    slug: str
-    name: str
-
-
-class Csat(BaseModel):
-    score: int = Field(description="1 (very unhappy) to 5 (very happy).")
-    comment: str | None
-    rated_at: datetime
-
-
-class ConversationOut(BaseModel):
-    id: uuid.UUID
-    state: ConversationState
-    skill: SkillOut | None = Field(description="The skill it needs, or null.")
-    visitor: VisitorOut
-    agent: PersonOut | None = Field(
-        description="Who holds it now; for a closed conversation, who held it last."
-    )
-    agents: list[PersonOut] = Field(
-        description="Every agent who held it, in the order they first joined."
-    )
-    tags: list[str]
-    disposition: str | None
-    priority: int
-    created_at: datetime
-    assigned_at: datetime | None = Field(description="Its latest assignment.")
-    closed_at: datetime | None
-    closed_by: Literal["visitor", "agent", "system"] | None
-    message_count: int = Field(description="Messages of the visitor and the agents.")
-    csat: Csat | None = Field(description="The visitor's rating, once rated.")
-    last_seq: int = Field(description="The seq of its newest event.")
-
-
-class Timings(BaseModel):
-    queue_wait_seconds: float | None = Field(
-        description="From entering the queue (or the offline list) to the first assignment."
-    )
-    first_response_seconds: float | None = Field(
-        description="From the visitor's first message to the first agent message."
-    )
-
-
-class ConversationDetail(ConversationOut):
-    timings: Timings
-
-
-class ConversationPage(BaseModel):
-    data: list[ConversationOut]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next page; null at the end."
-    )
-    has_more: bool
-
-
-class Sender(BaseModel):
-    type: Literal["visitor", "agent", "system"]
-    id: uuid.UUID | None
-    name: str | None
-
-
-class EventOut(BaseModel):
-    seq: int
-    kind: str = Field(description="An event kind of docs/protocol.md#event-kinds.")
-    at: datetime
-    sender: Sender
-    visibility: Literal["all", "agents"]
-    body: dict[str, Any] = Field(
-        description="As stored; a message's `attachments` also carry `download_url`."
-    )
-
-
-class TranscriptOut(BaseModel):
-    conversation_id: uuid.UUID
-    internal: bool = Field(description="Whether agents-only events are included.")
-    events: list[EventOut]
-
-
-class ExportLine(ConversationOut):
-    internal: bool
-    events: list[EventOut]
-
-
-# --- mapping -----------------------------------------------------------------------------------
-
-
-def _out(info: ConversationInfo) -> dict[str, Any]:
-    c = info.conversation
-    visitor = info.visitor
-    return {
-        "id": c.id,
-        "state": c.state,
-        "skill": None
-        if info.skill is None
-        else SkillOut(id=info.skill.id, slug=info.skill.slug, name=info.skill.name),
-        "visitor": VisitorOut(
-            id=c.visitor_id,
-            name=None if visitor is None else visitor.name,
-            email=None if visitor is None else visitor.email,
-        ),
-        "agent": None if info.agent is None else PersonOut(id=info.agent.id, name=info.agent.name),
-        "agents": [PersonOut(id=p.id, name=p.name) for p in info.held_by],
-        "tags": list(c.tags or []),
-        "disposition": c.disposition,
-        "priority": c.priority,
-        "created_at": c.created_at,
-        "assigned_at": c.assigned_at,
-        "closed_at": c.closed_at,
-        "closed_by": None if c.closed_by is None else c.closed_by.value,
-        "message_count": info.message_count,
-        "csat": None
-        if c.rating is None or c.rated_at is None
-        else Csat(score=c.rating, comment=c.rating_comment, rated_at=c.rated_at),
-        "last_seq": c.last_seq,
-    }
-
-
-def _event(row: ConversationEvent) -> EventOut:
-    body = dict(row.body or {})
-    files = body.get("attachments")
-    if isinstance(files, list):
-        body["attachments"] = [
-            {**f, "download_url": ATTACHMENT_URL.format(id=f.get("id"))}
-            if isinstance(f, dict)
-            else f
-            for f in files
-        ]
-    return EventOut(
-        seq=row.seq,
-        kind=row.kind,
-        at=row.created_at,
-        sender=Sender(type=row.sender_type.value, id=row.sender_id, name=row.sender_name),
-        visibility=row.visibility.value,
-        body=body,
-    )
-
-
 async def _readable(
     session: AsyncSession, principal: Principal, conversation_id: uuid.UUID
 ) -> Conversation:
@@ -270,37 +130,6 @@ def _held_by(principal: Principal) -> uuid.UUID | None:
 
 # --- routes ------------------------------------------------------------------------------------
 
-_ITEM_EXAMPLE: dict[str, Any] = {
-    "id": "0b6f3c0e-4a4e-4b8e-9f7e-6c3f1d2a9b10",
-    "state": "closed",
-    "skill": {"id": 2, "slug": "billing", "name": "Billing"},
-    "visitor": {
-        "id": "4f9f793e-afb8-4344-9b43-33522a3c6d3c",
-        "name": "Ada",
-        "email": "ada@example.com",
-    },
-    "agent": {"id": "320eb479-b64a-4c23-8947-b57159ae00af", "name": "Ann"},
-    "agents": [{"id": "320eb479-b64a-4c23-8947-b57159ae00af", "name": "Ann"}],
-    "tags": ["refund"],
-    "disposition": "resolved",
-    "priority": 0,
-    "created_at": "2026-12-03T16:02:11.120000Z",
-    "assigned_at": "2026-12-03T16:02:11.240000Z",
-    "closed_at": "2026-12-03T16:09:40.002000Z",
-    "closed_by": "agent",
-    "message_count": 6,
-    "csat": {"score": 4, "comment": "Quick, thanks", "rated_at": "2026-12-03T16:10:02.000000Z"},
-    "last_seq": 12,
-}
-_EVENT_EXAMPLE: dict[str, Any] = {
-    "seq": 2,
-    "kind": "message",
-    "at": "2026-12-03T16:02:11.120000Z",
-    "sender": {"type": "visitor", "id": "4f9f793e-afb8-4344-9b43-33522a3c6d3c", "name": "Ada"},
-    "visibility": "all",
-    "body": {"text": "Where is my parcel?"},
-}
-
 
 @router.get(
     "",
@@ -317,7 +146,7 @@ _EVENT_EXAMPLE: dict[str, Any] = {
             "content": {
                 "application/json": {
                     "example": {
-                        "data": [_ITEM_EXAMPLE],
+                        "data": [ITEM_EXAMPLE],
                         "next_cursor": "eyJzIjoiLWNyZWF0ZWRfYXQiLCJr...",
                         "has_more": True,
                     }
@@ -389,7 +218,9 @@ async def list_conversations(  # noqa: PLR0917 - FastAPI passes the query parame
         else None
     )
     return ConversationPage(
-        data=[ConversationOut(**_out(i)) for i in infos], next_cursor=next_cursor, has_more=has_more
+        data=[ConversationOut(**conversation_fields(i)) for i in infos],
+        next_cursor=next_cursor,
+        has_more=has_more,
     )
 
 
@@ -408,7 +239,7 @@ async def list_conversations(  # noqa: PLR0917 - FastAPI passes the query parame
             "content": {
                 "application/x-ndjson": {
                     "example": orjson.dumps(
-                        {**_ITEM_EXAMPLE, "internal": False, "events": [_EVENT_EXAMPLE]}
+                        {**ITEM_EXAMPLE, "internal": False, "events": [EVENT_EXAMPLE]}
                     ).decode()
                     + "\n"
                 }
@@ -447,9 +278,9 @@ async def export(
             chunk = bytearray()
             for info in infos:
                 line = ExportLine(
-                    **_out(info),
+                    **conversation_fields(info),
                     internal=internal,
-                    events=[_event(e) for e in logs[info.conversation.id]],
+                    events=[event_out(e) for e in logs[info.conversation.id]],
                 )
                 chunk += line.model_dump_json().encode() + b"\n"
             if chunk:
@@ -472,7 +303,7 @@ async def export(
             "content": {
                 "application/json": {
                     "example": {
-                        **_ITEM_EXAMPLE,
+                        **ITEM_EXAMPLE,
                         "timings": {"queue_wait_seconds": 0.12, "first_response_seconds": 51.39},
                     }
                 }
@@ -488,7 +319,7 @@ async def get_conversation(
     [info] = await transcripts.describe(session, [conversation])
     timing = await transcripts.timings(session, conversation)
     return ConversationDetail(
-        **_out(info),
+        **conversation_fields(info),
         timings=Timings(
             queue_wait_seconds=timing.queue_wait_seconds,
             first_response_seconds=timing.first_response_seconds,
@@ -510,9 +341,9 @@ async def get_conversation(
             "content": {
                 "application/json": {
                     "example": {
-                        "conversation_id": _ITEM_EXAMPLE["id"],
+                        "conversation_id": ITEM_EXAMPLE["id"],
                         "internal": False,
-                        "events": [_EVENT_EXAMPLE],
+                        "events": [EVENT_EXAMPLE],
                     }
                 },
                 "text/plain": {
@@ -545,7 +376,7 @@ async def transcript(
             },
         )
     return TranscriptOut(
-        conversation_id=conversation.id, internal=internal, events=[_event(r) for r in rows]
+        conversation_id=conversation.id, internal=internal, events=[event_out(r) for r in rows]
     )
 
 
@@ -555,7 +386,7 @@ async def transcript(
     description="The visitor's CSAT rating (1-5), their comment and when they rated; "
     "404 `csat_not_found` when the conversation has not been rated.",
     responses={
-        200: {"content": {"application/json": {"example": _ITEM_EXAMPLE["csat"]}}},
+        200: {"content": {"application/json": {"example": ITEM_EXAMPLE["csat"]}}},
         **responses(401, 403, 404, 422, 503),
     },
 )
