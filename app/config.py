@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     # those Warmline recognises, and the app refuses to start with one it does not.
     attachment_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
     agent_session_ttl_hours: int = Field(default=12, ge=1)
+    # Requests per second each API key may make on average, and how many it may make at once
+    # after a quiet spell; beyond, 429 with Retry-After (docs/api.md#rate-limits). With Redis
+    # configured every node shares one budget per key.
+    api_rate_limit: float = Field(default=20.0, gt=0)
+    api_rate_burst: int = Field(default=100, ge=1)
     # Seconds between two runs of the retention policy on each node (docs/operations.md#retention).
     retention_interval: float = Field(default=3600.0, gt=0)
     node_name: str | None = None

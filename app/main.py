@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from app import __version__, web
 from app.api import errors as api_errors
 from app.api.access import describe_access
+from app.api.ratelimit import create_limiter
 from app.api.v1 import admin_agents as admin_agents_api
 from app.api.v1 import admin_routing as admin_routing_api
 from app.api.v1 import admin_skills as admin_skills_api
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.bus = bus
         app.state.hub = hub
         app.state.files = files
+        app.state.limiter = create_limiter(settings.redis_url)
         log.info(
             "warmline node %s ready (database: %s, bus: %s, attachments: %s)",
             hub.node,
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.stop()
             await bus.stop()
             await files.close()
+            await app.state.limiter.aclose()
             await db.dispose()
 
     app = FastAPI(

@@ -16,14 +16,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from app.api.deps import BearerDep, NowDep, SessionDep
+from app.api.ratelimit import enforce
 from app.auth import keys as key_service
 from app.auth import service as auth_service
 from app.auth.errors import InvalidToken
+from app.config import Settings
 from app.errors import Forbidden
 from app.store.models import Agent, ApiKey, Role
 
@@ -61,7 +63,20 @@ class Principal:
         return f"api_key:{self.api_key.id}"
 
 
-async def get_principal(session: SessionDep, credentials: BearerDep, now: NowDep) -> Principal:
+async def limit_key(request: Request, key: ApiKey) -> None:
+    """Raises `RateLimited` (429, Retry-After) when `key` is over its request budget."""
+    settings: Settings = request.app.state.settings
+    await enforce(
+        request.app.state.limiter,
+        f"api_key:{key.id}",
+        rate=settings.api_rate_limit,
+        burst=settings.api_rate_burst,
+    )
+
+
+async def get_principal(
+    request: Request, session: SessionDep, credentials: BearerDep, now: NowDep
+) -> Principal:
     if credentials is None:
         raise InvalidToken(
             "Send an API key or an agent session token as `Authorization: Bearer <token>`."
@@ -69,6 +84,7 @@ async def get_principal(session: SessionDep, credentials: BearerDep, now: NowDep
     token = credentials.credentials
     if key_service.is_api_key(token):
         key = await key_service.authenticate_api_key(session, token=token, now=now)
+        await limit_key(request, key)
         return Principal(agent=None, api_key=key, scopes=key_service.effective_scopes(key.scopes))
     agent = await auth_service.authenticate_agent(session, token=token, now=now)
     return Principal(agent=agent, api_key=None, scopes=key_service.role_scopes(agent.role))

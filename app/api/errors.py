@@ -48,10 +48,11 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(WarmlineError)
     async def _warmline(_request: Request, exc: WarmlineError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None  # noqa: PLR2004
         response = problem(exc.status_code, exc.code, exc.message, **exc.details)
-        if headers:
-            response.headers.update(headers)
+        if exc.status_code == 401:  # noqa: PLR2004
+            response.headers["WWW-Authenticate"] = "Bearer"
+        if exc.status_code == 429 and "retry_after" in exc.details:  # noqa: PLR2004
+            response.headers["Retry-After"] = str(exc.details["retry_after"])
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -11,6 +11,7 @@ route went past its access check: any answer but 401/403.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,8 +47,9 @@ class Rule:
     """Who a route lets in.
 
     kind: `public` (anyone), `visitor` (a visitor token), `session` (an agent's, supervisor's or
-    admin's session token; API keys are refused with 403 unless they hold `scope`), `scope` (a key with `scope`, or a
-    session whose role carries it; `staff`: sessions of supervisors and admins only).
+    admin's session token; API keys are refused with 403 unless they hold `scope`), `scope` (a
+    key with `scope`, or a session whose role carries it; `staff`: sessions of supervisors and
+    admins only).
     """
 
     kind: str
@@ -80,6 +82,12 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/conversations/offline"): SESSION,
     ("GET", "/api/v1/conversations/{conversation_id}/routing"): SESSION,
     ("GET", "/api/v1/conversations/{conversation_id}/context"): SESSION,
+    # The conversations API for other systems (docs/api.md#conversations-api).
+    ("GET", "/api/v1/conversations"): CONV_READ,
+    ("GET", "/api/v1/conversations/{conversation_id}"): CONV_READ,
+    ("GET", "/api/v1/conversations/{conversation_id}/csat"): CONV_READ,
+    ("GET", "/api/v1/conversations/{conversation_id}/transcript"): scope("transcripts:read"),
+    ("GET", "/api/v1/conversations/export"): scope("transcripts:read"),
     ("GET", "/api/v1/skills"): CONV_READ,
     ("POST", "/api/v1/skills"): ADMIN,
     ("GET", "/api/v1/skills/{skill_id}"): CONV_READ,
@@ -289,7 +297,8 @@ async def test_an_admin_creates_uses_renames_and_revokes_a_key(backend: Backend)
             )
             assert created.status_code == 201, created.text
             key = created.json()
-            assert key["key"].startswith("wlk_") and key["key"].startswith(key["prefix"])
+            assert key["key"].startswith("wlk_")
+            assert key["key"].startswith(key["prefix"])
             assert (key["name"], key["scopes"], key["last_used_at"]) == (
                 "Warehouse",
                 ["reports:read"],
@@ -312,7 +321,8 @@ async def test_an_admin_creates_uses_renames_and_revokes_a_key(backend: Backend)
             renamed = await http.patch(
                 f"/api-keys/{key['id']}", headers=as_admin, json={"name": "BI"}
             )
-            assert renamed.status_code == 200 and renamed.json()["name"] == "BI"
+            assert renamed.status_code == 200
+            assert renamed.json()["name"] == "BI"
             # Scopes never change: a key that needs others is another key.
             refused = await http.patch(
                 f"/api-keys/{key['id']}", headers=as_admin, json={"scopes": ["admin"]}
@@ -331,7 +341,8 @@ async def test_an_admin_creates_uses_renames_and_revokes_a_key(backend: Backend)
             revoked = await http.delete(f"/api-keys/{key['id']}", headers=as_admin)
             assert revoked.status_code == 204
             gone = await http.get("/agents", headers=as_key)
-            assert gone.status_code == 401 and gone.json()["code"] == "invalid_token"
+            assert gone.status_code == 401
+            assert gone.json()["code"] == "invalid_token"
             assert "revoked" in gone.json()["detail"]
             assert (
                 await http.delete(f"/api-keys/{key['id']}", headers=as_admin)
@@ -400,8 +411,39 @@ async def test_last_use_is_written_at_most_once_a_minute(sqlite_backend: Backend
                 assert (await http.get("/skills", headers=headers)).status_code == 200
                 async with db.read() as session:
                     later = (await session.scalars(select(ApiKey))).one().last_used_at
-                assert later is not None and later > first - timedelta(minutes=1)
+                assert later is not None
+                assert later > first - timedelta(minutes=1)
         finally:
             await db.dispose()
+    finally:
+        await server.stop()
+
+
+async def test_a_key_over_its_rate_gets_429_with_retry_after_and_others_go_on(
+    backend: Backend,
+) -> None:
+    # One request a second, three at once: the fourth in a row is refused. With Redis every
+    # node shares the budget; without it, the process keeps it.
+    server = await Server(
+        backend, heartbeat_timeout="60", api_rate_limit="1", api_rate_burst="3"
+    ).start()
+    try:
+        busy = {"Authorization": f"Bearer {await make_key(backend, ['conversations:read'])}"}
+        other = {"Authorization": f"Bearer {await make_key(backend, ['conversations:read'])}"}
+        async with httpx.AsyncClient(base_url=f"{server.http}/api/v1", timeout=30) as http:
+            statuses = [(await http.get("/skills", headers=busy)).status_code for _ in range(3)]
+            assert statuses == [200, 200, 200]
+            refused = await http.get("/skills", headers=busy)
+            assert refused.status_code == 429
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["code"] == "rate_limited"
+            wait = int(refused.headers["Retry-After"])
+            assert 1 <= wait <= 2
+            assert refused.json()["retry_after"] == wait
+            # Another key has its own budget; a session token is not limited by keys' budgets.
+            assert (await http.get("/skills", headers=other)).status_code == 200
+            # Waiting as told is enough.
+            await asyncio.sleep(wait)
+            assert (await http.get("/skills", headers=busy)).status_code == 200
     finally:
         await server.stop()

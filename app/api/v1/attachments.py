@@ -27,6 +27,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from app.api.access import limit_key
 from app.api.deps import BearerDep, NowDep, get_db, get_settings, unit
 from app.api.errors import responses
 from app.auth import keys as key_service
@@ -39,7 +40,6 @@ from app.errors import Forbidden, InvalidData, WarmlineError
 from app.files import FileStore
 from app.files import types as filetypes
 from app.files.base import discard
-from app.store.db import Database
 from app.store.models import Attachment, Role, SenderType
 
 router = APIRouter(prefix="/attachments", tags=["attachments"])
@@ -118,7 +118,7 @@ class _Who:
 
 
 async def _who(
-    db: Database,
+    request: Request,
     credentials: BearerDep,
     now: datetime,
     *,
@@ -132,13 +132,14 @@ async def _who(
         kind = "the visitor token" if visitor else "an agent session token"
         raise InvalidToken(f"Send {kind} as `Authorization: Bearer <token>`.")
     token = credentials.credentials
-    async with unit(db) as session:
+    async with unit(get_db(request)) as session:
         if not visitor and key_service.is_api_key(token):
             key = await key_service.authenticate_api_key(session, token=token, now=now)
             if key_scope is None:
                 raise Forbidden("Uploads are an agent's, at the console; API keys cannot upload.")
             if key_scope not in key_service.effective_scopes(key.scopes):
                 raise Forbidden(f"This needs the scope `{key_scope}`.", required_scope=key_scope)
+            await limit_key(request, key)
             return _Who(Actor(SenderType.SYSTEM, key.id, key.name), sees_all=True)
         if visitor:
             found = await auth_service.authenticate_visitor(session, token=token, now=now)
@@ -299,7 +300,7 @@ async def upload_as_agent(
     now: NowDep,
     filename: Annotated[str | None, _FILENAME] = None,
 ) -> AttachmentOut:
-    who = await _who(get_db(request), credentials, now, visitor=False)
+    who = await _who(request, credentials, now, visitor=False)
     return await _upload(request, who, filename, now)
 
 
@@ -317,7 +318,7 @@ async def upload_as_visitor(
     now: NowDep,
     filename: Annotated[str | None, _FILENAME] = None,
 ) -> AttachmentOut:
-    who = await _who(get_db(request), credentials, now, visitor=True)
+    who = await _who(request, credentials, now, visitor=True)
     return await _upload(request, who, filename, now)
 
 
@@ -373,7 +374,7 @@ _DOWNLOAD_DESCRIPTION = (
 async def download_as_agent(
     request: Request, attachment_id: uuid.UUID, credentials: BearerDep, now: NowDep
 ) -> Response:
-    who = await _who(get_db(request), credentials, now, visitor=False, key_scope="transcripts:read")
+    who = await _who(request, credentials, now, visitor=False, key_scope="transcripts:read")
     return await _download(request, who, attachment_id)
 
 
@@ -388,5 +389,5 @@ async def download_as_agent(
 async def download_as_visitor(
     request: Request, attachment_id: uuid.UUID, credentials: BearerDep, now: NowDep
 ) -> Response:
-    who = await _who(get_db(request), credentials, now, visitor=True)
+    who = await _who(request, credentials, now, visitor=True)
     return await _download(request, who, attachment_id)
