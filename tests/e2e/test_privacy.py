@@ -439,3 +439,7 @@ class TestRetention:
                 assert [r["mode"] for r in listed] == ["purge", "anonymise", "anonymise"]
         finally:
             await server.stop()
+        logged = [line for line in server.output if "privacy.retention run" in line]
+        assert len(logged) == 3
+        assert "mode=purge" in logged[-1]
+        assert "conversations=1" in logged[-1]
