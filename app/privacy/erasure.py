@@ -65,6 +65,19 @@ class Erased:
     outcome: Outcome  # the closes and `conversation.redacted` events, to publish after commit
 
 
+def forget_identity(visitor: Visitor, *, now: datetime) -> None:
+    """Remove who the visitor is and revoke their token (its hash becomes that of a token
+    nobody holds); the row and its id stay, for the conversations that point to it."""
+    visitor.token_hash = token_hash(new_token(VISITOR_TOKEN_PREFIX))
+    visitor.name = None
+    visitor.email = None
+    visitor.attributes = {}
+    visitor.external_id = None
+    visitor.verified_at = None
+    if visitor.erased_at is None:
+        visitor.erased_at = now
+
+
 async def redact_conversation(
     session: AsyncSession,
     conversation: Conversation,
@@ -166,14 +179,7 @@ async def erase_visitor(
     # Revoked first: from this commit on the widget's token is refused, so the visitor cannot
     # open a new conversation under the identity being erased (sockets already open keep
     # theirs until they reconnect; docs/api.md#privacy).
-    visitor.token_hash = token_hash(new_token(VISITOR_TOKEN_PREFIX))
-    visitor.name = None
-    visitor.email = None
-    visitor.attributes = {}
-    visitor.external_id = None
-    visitor.verified_at = None
-    if visitor.erased_at is None:
-        visitor.erased_at = now
+    forget_identity(visitor, now=now)
     ids = list(
         await session.scalars(
             select(Conversation.id)

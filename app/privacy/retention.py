@@ -6,8 +6,10 @@ loop, or an admin's request) takes the due conversations in batches of `BATCH_SI
 close first, each batch in one transaction whose rows are claimed with
 `FOR UPDATE SKIP LOCKED`: nodes running at once share the work and never process a conversation
 twice. `purge` deletes a conversation with its log, offers, transfers and files; `anonymise`
-redacts it as an erasure does (`erasure.redact_conversation`) and keeps the row. Files' bytes are
-deleted once their batch has committed. Every run that had a policy to apply is recorded
+redacts it as an erasure does (`erasure.redact_conversation`) and keeps the row. Then visitors
+not seen since the cutoff with nothing kept (no conversation left, or all anonymised) are
+deleted (`purge`) or lose their identity and token (`anonymise`). Files' bytes are deleted once
+their batch has committed. Every run that had a policy to apply is recorded
 (`retention_runs`) and logged with its counts. Reference: docs/operations.md#retention.
 """
 
@@ -26,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.chat.service import Outcome
 from app.errors import ServiceUnavailable
 from app.files import FileStore
-from app.privacy.erasure import redact_conversation
+from app.privacy.erasure import forget_identity, redact_conversation
 from app.store.models import (
     Attachment,
     Conversation,
@@ -35,6 +37,7 @@ from app.store.models import (
     RetentionMode,
     RetentionRun,
     RetentionSettings,
+    Visitor,
 )
 
 log = structlog.stdlib.get_logger(__name__)
@@ -69,6 +72,10 @@ class Batch:
     attachments: int = 0
     storage_keys: list[str] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
+
+    def __bool__(self) -> bool:
+        """Whether the batch found anything to do (an empty one is not counted)."""
+        return self.conversations > 0
 
 
 async def get_policy(session: AsyncSession) -> Policy:
@@ -164,6 +171,48 @@ async def process_batch(
     return batch
 
 
+async def process_visitors(
+    session: AsyncSession,
+    *,
+    mode: RetentionMode,
+    cutoff: datetime,
+    now: datetime,
+    limit: int = BATCH_SIZE,
+) -> int:
+    """Visitors not seen since `cutoff` whose every conversation is gone (`purge`: their row is
+    deleted) or anonymised (`anonymise`: their identity is removed and their token revoked, as
+    an erasure does). Visitors with an open or a kept conversation are left alone. Returns how
+    many were processed."""
+    conversations = select(Conversation.id).where(Conversation.visitor_id == Visitor.id)
+    if mode is RetentionMode.ANONYMISE:
+        conversations = conversations.where(Conversation.redacted_at.is_(None))
+    query = select(Visitor).where(Visitor.last_seen_at < cutoff, ~conversations.exists())
+    if mode is RetentionMode.ANONYMISE:
+        query = query.where(Visitor.erased_at.is_(None))
+    rows = list(
+        await session.scalars(
+            query.order_by(Visitor.last_seen_at, Visitor.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for visitor in rows:
+        if mode is RetentionMode.ANONYMISE:
+            forget_identity(visitor, now=now)
+        else:
+            await session.delete(visitor)
+    await session.flush()
+    return len(rows)
+
+
+@dataclass(slots=True)
+class _Progress:
+    totals: Batch = field(default_factory=Batch)
+    visitors: int = 0
+    batches: int = 0
+    error: str | None = None
+
+
 async def run(
     unit: UnitOfWork,
     files: FileStore | None,
@@ -190,31 +239,37 @@ async def run(
     started = clock()
     began = time.monotonic()
     cutoff = started - timedelta(days=policy.closed_after_days)
-    totals = Batch()
-    batches = 0
-    error: str | None = None
-    while max_batches is None or batches < max_batches:
+    progress = _Progress()
+
+    def more() -> bool:
+        return progress.error is None and (max_batches is None or progress.batches < max_batches)
+
+    while more():
 
         async def work(session: AsyncSession) -> Batch:
             return await process_batch(session, mode=policy.mode, cutoff=cutoff, now=clock())
 
-        try:
-            batch = await unit(work)
-        except ServiceUnavailable as exc:
-            error = exc.message[:500]
+        batch = await _attempt(unit, work, progress)
+        if batch is None:
             break
-        if batch.conversations:
-            batches += 1
-        totals.conversations += batch.conversations
-        totals.events += batch.events
-        totals.attachments += batch.attachments
+        progress.totals.conversations += batch.conversations
+        progress.totals.events += batch.events
+        progress.totals.attachments += batch.attachments
         if files is not None:
             await _delete_files(files, batch.storage_keys)
         if publish is not None and batch.outcome.events:
             await publish(batch.outcome)
         if batch.conversations < BATCH_SIZE:
             break
-    finished = clock()
+    while more():
+
+        async def forget(session: AsyncSession) -> int:
+            return await process_visitors(session, mode=policy.mode, cutoff=cutoff, now=clock())
+
+        done = await _attempt(unit, forget, progress)
+        progress.visitors += done or 0
+        if done is None or done < BATCH_SIZE:
+            break
     record = RetentionRun(
         trigger=trigger,
         node=node,
@@ -222,41 +277,63 @@ async def run(
         closed_after_days=policy.closed_after_days,
         cutoff=cutoff,
         started_at=started,
-        finished_at=finished,
-        batches=batches,
-        conversations=totals.conversations,
-        events=totals.events,
-        attachments=totals.attachments,
-        error=error,
+        finished_at=clock(),
+        batches=progress.batches,
+        conversations=progress.totals.conversations,
+        events=progress.totals.events,
+        attachments=progress.totals.attachments,
+        visitors=progress.visitors,
+        error=progress.error,
     )
+    return await _record(unit, record, duration_ms=round((time.monotonic() - began) * 1000))
+
+
+async def _attempt(
+    unit: UnitOfWork, work: Callable[[AsyncSession], Awaitable[T]], progress: _Progress
+) -> T | None:
+    """One batch in its unit of work; None (with the reason noted) if the database is gone."""
+    try:
+        result = await unit(work)
+    except ServiceUnavailable as exc:
+        progress.error = exc.message[:500]
+        return None
+    if result:
+        progress.batches += 1
+    return result
+
+
+async def _record(
+    unit: UnitOfWork, record: RetentionRun, *, duration_ms: int
+) -> RetentionRun | None:
+    fields = {
+        "trigger": record.trigger,
+        "node": record.node,
+        "mode": record.mode.value,
+        "closed_after_days": record.closed_after_days,
+        "cutoff": record.cutoff.isoformat(),
+        "batches": record.batches,
+        "conversations": record.conversations,
+        "events": record.events,
+        "attachments": record.attachments,
+        "visitors": record.visitors,
+        "duration_ms": duration_ms,
+        "error": record.error,
+    }
 
     async def save(session: AsyncSession) -> RetentionRun:
         session.add(record)
         await session.flush()
         return record
 
-    log_fields = {
-        "trigger": trigger,
-        "node": node,
-        "mode": policy.mode.value,
-        "closed_after_days": policy.closed_after_days,
-        "cutoff": cutoff.isoformat(),
-        "batches": batches,
-        "conversations": totals.conversations,
-        "events": totals.events,
-        "attachments": totals.attachments,
-        "duration_ms": round((time.monotonic() - began) * 1000),
-        "error": error,
-    }
     try:
         await unit(save)
     except ServiceUnavailable:
-        log.warning("privacy.retention run not recorded: database unavailable", **log_fields)
+        log.warning("privacy.retention run not recorded: database unavailable", **fields)
         return None
-    if error is None:
-        log.info("privacy.retention run", **log_fields)
+    if record.error is None:
+        log.info("privacy.retention run", **fields)
     else:
-        log.warning("privacy.retention run ended early", **log_fields)
+        log.warning("privacy.retention run ended early", **fields)
     return record
 
 

@@ -744,5 +744,7 @@ class RetentionRun(Base):
     conversations: Mapped[int] = mapped_column(Integer, default=0)
     events: Mapped[int] = mapped_column(Integer, default=0)
     attachments: Mapped[int] = mapped_column(Integer, default=0)
+    # Visitors not seen since the cutoff with nothing kept: deleted (purge) or made anonymous.
+    visitors: Mapped[int] = mapped_column(Integer, default=0)
     # Why the run stopped early (the database went away), or NULL.
     error: Mapped[str | None] = mapped_column(String(500))

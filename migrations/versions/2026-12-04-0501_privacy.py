@@ -71,6 +71,7 @@ def upgrade() -> None:
     sa.Column('conversations', sa.Integer(), nullable=False),
     sa.Column('events', sa.Integer(), nullable=False),
     sa.Column('attachments', sa.Integer(), nullable=False),
+    sa.Column('visitors', sa.Integer(), nullable=False),
     sa.Column('error', sa.String(length=500), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_retention_runs'))
     )

@@ -369,6 +369,15 @@ class TestAccess:
             await server.stop()
 
 
+def check_logged(server: Server) -> None:
+    """Each run wrote its line, with its counts (docs/operations.md#retention)."""
+    logged = [line for line in server.output if "privacy.retention run" in line]
+    assert len(logged) == 3
+    assert all(f"{field}=" in logged[-1] for field in ("batches", "events", "visitors", "node"))
+    assert "mode=purge" in logged[-1]
+    assert "conversations=1" in logged[-1]
+
+
 class TestRetention:
     async def test_anonymise_then_purge(self, backend: Backend) -> None:
         """Anonymising removes the text and files of closed conversations older than the policy
@@ -439,7 +448,4 @@ class TestRetention:
                 assert [r["mode"] for r in listed] == ["purge", "anonymise", "anonymise"]
         finally:
             await server.stop()
-        logged = [line for line in server.output if "privacy.retention run" in line]
-        assert len(logged) == 3
-        assert "mode=purge" in logged[-1]
-        assert "conversations=1" in logged[-1]
+        check_logged(server)

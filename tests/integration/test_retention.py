@@ -60,7 +60,14 @@ async def _seed(db: Database, files: FileStore) -> tuple[set[uuid.UUID], set[uui
         plan = [("old", 40, True)] * OLD + [("recent", 7, True)] * 3 + [("open", 365, False)] * 2
         for i, (kind, days, closed) in enumerate(plan):
             at = NOW - timedelta(days=days)
-            visitor = Visitor(token_hash=uuid.uuid4().hex, name=f"v{i}", attributes={})
+            visitor = Visitor(
+                token_hash=uuid.uuid4().hex,
+                name=f"v{i}",
+                email=f"v{i}@example.com",
+                attributes={"n": i},
+                created_at=at,
+                last_seen_at=at,
+            )
             session.add(visitor)
             await session.flush()
             conversation = Conversation(
@@ -181,6 +188,12 @@ class TestScheduledRetention:
             left = set(await session.scalars(select(Conversation.id)))
             events = set(await session.scalars(select(ConversationEvent.conversation_id)))
         assert left == events == nodes.kept
+        # Their visitors, not seen since, went too; those of kept conversations stay.
+        assert sum(r.visitors for r in runs) == len(nodes.old)
+        async with nodes.a.db.read() as session:
+            owners = set(await session.scalars(select(Conversation.visitor_id)))
+            visitors = set(await session.scalars(select(Visitor.id)))
+        assert visitors == owners
         for key in nodes.keys:
             assert not await _file_exists(nodes.files, key)
 
@@ -210,5 +223,17 @@ class TestScheduledRetention:
             else:
                 assert event.body["text"].startswith("words of")
         assert files == []
+        # Their visitors, not seen since, lost their identity; the others kept theirs.
+        assert sum(r.visitors for r in runs) == len(nodes.old)
+        async with nodes.a.db.read() as session:
+            people = {v.id: v for v in await session.scalars(select(Visitor))}
+        for cid, row in conversations.items():
+            visitor = people[row.visitor_id]
+            if cid in nodes.old:
+                assert (visitor.name, visitor.email, visitor.attributes) == (None, None, {})
+                assert visitor.erased_at == NOW
+            else:
+                assert visitor.name is not None
+                assert visitor.erased_at is None
         for key in nodes.keys:
             assert not await _file_exists(nodes.files, key)

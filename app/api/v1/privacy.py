@@ -163,6 +163,10 @@ class RetentionRunOut(BaseModel):
     conversations: int
     events: int
     attachments: int
+    visitors: int = Field(
+        description="Visitors not seen since the cutoff with nothing kept: deleted (purge) or "
+        "made anonymous (anonymise)."
+    )
     error: str | None
 
     @classmethod
