@@ -3,8 +3,8 @@ the filtered list in keyset pages, one conversation's metadata and timings, its 
 batches of closed conversations for the export, and the plain-text transcript.
 
 Keyset pagination only (never offsets): a page continues after the `(sort key, id)` of the last
-row of the previous one, so rows inserted meanwhile neither repeat nor hide rows. Sorting by
-`closed_at` puts conversations not closed yet after all closed ones, ordered by id.
+row of the previous one, so rows inserted meanwhile neither repeat nor hide rows. A conversation
+not closed yet sorts as if it closes in the future: last by `closed_at`, first by `-closed_at`.
 
 Read-only; must not decide who may read what (the caller passes `held_by` and `internal`, from
 `app/api/access.py` and `chat.service.may_read`), nor know URLs or wire encodings of cursors.
@@ -115,23 +115,33 @@ def held(agent_id: uuid.UUID) -> ColumnElement[bool]:
 
 
 def _order(sort: str) -> list[Any]:
-    column = Conversation.created_at if sort.endswith("created_at") else Conversation.closed_at
+    """The sort, then the id in the same direction. A conversation not closed yet sorts as if it
+    closes in the future: last by `closed_at`, first by `-closed_at`. That is PostgreSQL's own
+    order of NULLs, so its btree indexes serve both directions (SQLite is told explicitly)."""
+    if sort.endswith("created_at"):  # never NULL
+        column = Conversation.created_at
+        if sort.startswith("-"):
+            return [column.desc(), Conversation.id.desc()]
+        return [column.asc(), Conversation.id.asc()]
+    closed = Conversation.closed_at
     if sort.startswith("-"):
-        return [column.desc().nulls_last(), Conversation.id.desc()]
-    return [column.asc().nulls_last(), Conversation.id.asc()]
+        return [closed.desc().nulls_first(), Conversation.id.desc()]
+    return [closed.asc().nulls_last(), Conversation.id.asc()]
 
 
 def _after(at: Keyset) -> ColumnElement[bool]:
-    """Rows after `at` in its sort order (nulls last, then by id in the same direction)."""
+    """Rows after `at` in the order of `_order(at.sort)`."""
     descending = at.sort.startswith("-")
     column = Conversation.created_at if at.sort.endswith("created_at") else Conversation.closed_at
-    if at.key is None:  # among the conversations not closed yet: only ids remain
-        later_id = Conversation.id < at.id if descending else Conversation.id > at.id
-        return column.is_(None) & later_id
+    later_id = Conversation.id < at.id if descending else Conversation.id > at.id
+    if at.key is None:  # among the conversations not closed yet
+        among_open = column.is_(None) & later_id
+        # Descending, the closed ones all come after the open ones; ascending, none do.
+        return or_(among_open, column.is_not(None)) if descending else among_open
     pair = tuple_(column, Conversation.id)
     later = pair < tuple_(at.key, at.id) if descending else pair > tuple_(at.key, at.id)
-    if column is Conversation.closed_at:
-        return or_(later, column.is_(None))
+    if column is Conversation.closed_at and not descending:
+        return or_(later, column.is_(None))  # ascending, the open ones come after every close
     return later
 
 

@@ -405,13 +405,14 @@ class TestList:
         assert created == sorted(created, reverse=sort.startswith("-"))
 
     async def test_sorted_by_close_time(self, world: World) -> None:
-        """`closed_at` sorts closed conversations by their close, then those still open."""
+        """`closed_at` sorts closed conversations by their close, those still open after them
+        (and before them with `-closed_at`), by id."""
         tag = f"closing{uuid.uuid4().hex[:6]}"
         closed = await insert(world.backend, 5, tag=tag, created=T0, closed=T0 + timedelta(hours=1))
         still_open = await insert(world.backend, 3, tag=tag, created=T0)
         for sort, expected in (
             ("closed_at", closed + sorted(still_open)),
-            ("-closed_at", closed[::-1] + sorted(still_open, reverse=True)),
+            ("-closed_at", sorted(still_open, reverse=True) + closed[::-1]),
         ):
             seen: list[str] = []
             cursor = None
@@ -654,8 +655,12 @@ class TestExport:
         assert [orjson.loads(line)["id"] for line in response.text.splitlines()] == [world.chat]
 
     async def test_needs_since(self, world: World) -> None:
-        """`since` is required and must be a time."""
+        """`since` is required and must be a time; `until`, when given, later than `since`."""
         response = await world.get(world.keys["read"], "/conversations/export")
         assert fields(response) == {"query.since"}
         response = await world.get(world.keys["read"], "/conversations/export", since="then")
         assert fields(response) == {"query.since"}
+        response = await world.get(
+            world.keys["read"], "/conversations/export", since=T0.isoformat(), until=T0.isoformat()
+        )
+        assert fields(response) == {"query.until"}

@@ -255,6 +255,8 @@ async def export(
     since: Annotated[Instant, Query(description="Closed at or after (inclusive).")],
     until: Annotated[Instant | None, Query(description="Closed before (exclusive).")] = None,
 ) -> StreamingResponse:
+    if until is not None and until <= since:
+        raise _invalid("until", "`until` must be later than `since`.")
     internal = principal.allows("transcripts:internal")
     held_by = _held_by(principal)
 
