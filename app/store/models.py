@@ -538,6 +538,89 @@ class Attachment(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class WebhookEndpoint(Base):
+    """A URL another system gave for conversation events, and what it subscribes to
+    (docs/api.md#webhooks). The secret signs every request; it is kept in clear because signing
+    needs it, and shown only to admins."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    # Webhook event types (app/webhooks/events.py EVENT_TYPES), sorted.
+    events: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    secret: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # to send, or to send again at `next_attempt_at`
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"  # every attempt of the schedule failed
+
+
+class WebhookDelivery(Base):
+    """One webhook event for one endpoint: the outbox row written in the transaction of the
+    conversation event it tells of, then the log of its attempts (docs/api.md#delivery-log)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # An event reaches an endpoint through one row, whatever retries happen.
+        UniqueConstraint("endpoint_id", "event_id"),
+        # The dispatcher's claim: due pending rows, oldest first; a small partial index.
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        # The claim's ordering check: an earlier pending event of the same conversation for
+        # the same endpoint holds the later ones back.
+        Index(
+            "ix_webhook_deliveries_pending_order",
+            "endpoint_id",
+            "conversation_id",
+            "seq",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        # The delivery log of an endpoint, newest first (keyset on id).
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    # No foreign key: a node's cache of subscriptions may name an endpoint deleted a moment
+    # ago, and that must not fail the chat's own transaction. Deleting an endpoint deletes its
+    # rows; a straggler written by a stale cache is never sent (the claim joins the endpoint).
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(64))
+    # NULL for a test ping. Deleted with the conversation (a purge or an erasure).
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[WebhookDeliveryStatus] = mapped_column(
+        _enum(WebhookDeliveryStatus, "webhook_delivery_status"),
+        default=WebhookDeliveryStatus.PENDING,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Pending: when it is due (also the lease of a node sending it). NULL once it is done.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Offer(Base):
     """A conversation proposed to one agent, pending until accepted, declined or expired."""
 
