@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     # MIME types accepted, comma-separated; empty: the default list. app/files/types.py lists
     # those Warmline recognises, and the app refuses to start with one it does not.
     attachment_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Webhooks (docs/api.md#webhooks). Whether endpoints may be on private, loopback or
+    # link-local addresses: true by default, since a self-hosted Warmline usually calls systems
+    # on its own network; false where admins must not reach the internal network through it.
+    webhook_allow_private: bool = True
+    # Whether this node sends deliveries (every node by default; they share the work). Off, the
+    # node still queues them with its events, for the other nodes to send.
+    webhook_dispatch: bool = True
+    # Seconds an endpoint has to answer one delivery.
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60)
+    # The first retry's delay in seconds; later ones are multiples of it (app/webhooks/schedule).
+    webhook_retry_base: float = Field(default=10.0, gt=0)
     agent_session_ttl_hours: int = Field(default=12, ge=1)
     # Requests per second each API key may make on average, and how many it may make at once
     # after a quiet spell; beyond, 429 with Retry-After (docs/api.md#rate-limits). With Redis

@@ -34,6 +34,7 @@ from app.api.v1 import team as team_api
 from app.api.v1 import transcripts as transcripts_api
 from app.api.v1 import visitor_conversations as visitor_conversations_api
 from app.api.v1 import visitors as visitors_api
+from app.api.v1 import webhooks as webhooks_api
 from app.bus.base import BusUnavailable, create_bus
 from app.config import Settings
 from app.errors import ServiceUnavailable
@@ -66,6 +67,7 @@ def _include_routers(app: FastAPI) -> None:
         team_api.router,
         privacy_api.router,
         api_keys_api.router,
+        webhooks_api.router,
     ):
         describe_access(router)  # each route's scope into OpenAPI, from what enforces it
         app.include_router(router, prefix="/api/v1")
@@ -96,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             s3_region=settings.s3_region,
         )
         hub = Hub(settings=settings, db=db, bus=bus, node=node, files=files)
+        # Before serving: every event this node writes from now on sees the webhook endpoints.
+        await hub.webhooks.load()
         hub.start()
         app.state.db = db
         app.state.bus = bus

@@ -1,5 +1,6 @@
 """Appending to a conversation's log: the one function that writes events (`seq` stays dense
-because the caller holds the conversation's row)."""
+because the caller holds the conversation's row). Each event that is a webhook event also
+queues its deliveries here, in the same transaction (`webhooks.outbox`, docs/api.md#webhooks)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.events import StoredEvent
 from app.store.models import Conversation, ConversationEvent, SenderType, Visibility
+from app.webhooks import outbox
+from app.webhooks.events import StoredFacts
 
 
 def append_event(
@@ -41,4 +44,19 @@ def append_event(
         created_at=now,
     )
     session.add(row)
-    return StoredEvent.of(row)
+    stored = StoredEvent.of(row)
+    outbox.record(
+        session,
+        StoredFacts(
+            conversation_id=stored.conversation_id,
+            seq=stored.seq,
+            kind=kind,
+            sender_type=sender_type.value,
+            sender_id=sender_id,
+            sender_name=sender_name,
+            visibility=visibility.value,
+            body=stored.body,
+            created_at=now,
+        ),
+    )
+    return stored

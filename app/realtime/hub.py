@@ -42,6 +42,7 @@ from app.routing import service as routing_service
 from app.routing.estimate import WaitEstimate
 from app.routing.service import OfferPolicy
 from app.store.db import Database
+from app.webhooks.dispatcher import Dispatcher
 
 if TYPE_CHECKING:
     from app.realtime.connection import Connection
@@ -123,6 +124,8 @@ class Hub:
         # commits and removed when the socket ends.
         self.presence: dict[uuid.UUID, PresenceEntry] = {}
         self._queue_dirty = asyncio.Event()
+        # Webhooks: the outbox's cache of subscriptions, and the sender (docs/api.md#webhooks).
+        self.webhooks = Dispatcher(settings=settings, db=db, unit=self.unit, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         bus.on_reconnect(self._catch_up_everyone)
@@ -349,6 +352,11 @@ class Hub:
             self._tasks.append(
                 asyncio.create_task(self._supervise("files.purge_unsent", self._purge_loop))
             )
+        # Every node: it keeps the outbox's cache of subscriptions fresh, and sends deliveries
+        # unless WARMLINE_WEBHOOK_DISPATCH=false.
+        self._tasks.append(
+            asyncio.create_task(self._supervise("webhooks.deliver", self.webhooks.run))
+        )
         self._tasks.append(
             asyncio.create_task(self._supervise("privacy.retention", self._retention_loop))
         )
