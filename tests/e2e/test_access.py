@@ -126,6 +126,13 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/api-keys/{key_id}"): ADMIN,
     ("PATCH", "/api/v1/api-keys/{key_id}"): ADMIN,
     ("DELETE", "/api/v1/api-keys/{key_id}"): ADMIN,
+    ("GET", "/api/v1/visitors/{visitor_id}/export"): scope("privacy"),
+    ("POST", "/api/v1/visitors/{visitor_id}/erase"): scope("privacy"),
+    ("GET", "/api/v1/visitors/{visitor_id}/erasures"): scope("privacy"),
+    ("GET", "/api/v1/privacy/retention"): ADMIN,
+    ("PUT", "/api/v1/privacy/retention"): ADMIN,
+    ("GET", "/api/v1/privacy/retention/runs"): ADMIN,
+    ("POST", "/api/v1/privacy/retention/runs"): ADMIN,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
 }
@@ -173,6 +180,7 @@ def concrete(path: str) -> str:
         "{attachment_id}": str(uuid.uuid4()),
         "{canned_id}": str(uuid.uuid4()),
         "{key_id}": str(uuid.uuid4()),
+        "{visitor_id}": str(uuid.uuid4()),
     }.items():
         path = path.replace(name, value)
     assert "{" not in path, f"give {path} a value for its parameter in concrete()"
