@@ -194,6 +194,10 @@ OTHER_PURE_MODULES = (
     "app/routing/hours.py",
     "app/routing/sla.py",
     "app/chat/templates.py",
+    "app/webhooks/events.py",
+    "app/webhooks/signing.py",
+    "app/webhooks/schedule.py",
+    "app/webhooks/urls.py",
 )
 
 

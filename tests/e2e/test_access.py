@@ -133,6 +133,16 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/privacy/retention"): ADMIN,
     ("GET", "/api/v1/privacy/retention/runs"): ADMIN,
     ("POST", "/api/v1/privacy/retention/runs"): ADMIN,
+    ("GET", "/api/v1/webhooks"): ADMIN,
+    ("POST", "/api/v1/webhooks"): ADMIN,
+    ("GET", "/api/v1/webhooks/{webhook_id}"): ADMIN,
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): ADMIN,
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): ADMIN,
+    ("GET", "/api/v1/webhooks/{webhook_id}/secret"): ADMIN,
+    ("POST", "/api/v1/webhooks/{webhook_id}/secret/rotate"): ADMIN,
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): ADMIN,
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): ADMIN,
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): ADMIN,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
 }
@@ -181,6 +191,8 @@ def concrete(path: str) -> str:
         "{canned_id}": str(uuid.uuid4()),
         "{key_id}": str(uuid.uuid4()),
         "{visitor_id}": str(uuid.uuid4()),
+        "{webhook_id}": str(uuid.uuid4()),
+        "{delivery_id}": "2147480000",
     }.items():
         path = path.replace(name, value)
     assert "{" not in path, f"give {path} a value for its parameter in concrete()"

@@ -132,6 +132,7 @@ async def world(shared_backend: Backend) -> AsyncIterator[World]:
         ann = await agent(server, backend, "Ann")
         sue = await agent(server, backend, "Sue", Role.SUPERVISOR)
         await sue.send({"type": "status", "status": "away"})  # never routed a chat
+        assert (await sue.next("status"))["status"] == "away"
         ada = await visitor(server, name="Ada", email="ada@example.com")
         chat = (
             await ada.message("My parcel 1042 never arrived, I want a refund", skill="billing")
@@ -173,6 +174,7 @@ async def world(shared_backend: Backend) -> AsyncIterator[World]:
         # Bob comes online after: the second chat goes to him (Ann is free again, but Bob has
         # never been given a chat: routing's tie-break after the load ratio).
         await ann.send({"type": "status", "status": "away"})
+        assert (await ann.next("status"))["status"] == "away"
         bob = await agent(server, backend, "Bob")
         bea = await visitor(server, name="Bea")
         open_chat = (await bea.message("Where is the invoice?", skill="billing"))["conversation_id"]
