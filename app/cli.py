@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -17,10 +18,11 @@ from alembic import command
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import keys as key_service
 from app.auth.tokens import hash_password
 from app.config import Settings
 from app.store.db import Database, SchemaOutdated, alembic_config
-from app.store.models import Agent, AgentSkill, CannedResponse, Role, Skill
+from app.store.models import Agent, AgentSkill, ApiKey, CannedResponse, Role, Skill
 
 DEMO_PASSWORD = "warmline-demo"  # noqa: S105 - printed to the operator; demo refuses production
 DEMO_SKILLS = {
@@ -127,6 +129,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("demo", help="create demo skills and agents and print their logins")
 
+    api_key = commands.add_parser("api-key", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
+    key_create = api_key.add_parser(
+        "create", help="create an API key and print it (once) on standard output"
+    )
+    key_create.add_argument("--name", required=True, help="what the key is for")
+    key_create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=sorted(key_service.SCOPES),
+        help="a scope the key carries; repeatable",
+    )
+    api_key.add_parser("list", help="list API keys (never the keys themselves)")
+    key_revoke = api_key.add_parser("revoke", help="revoke an API key")
+    key_revoke.add_argument("key_id", help="the key's id, as `list` shows it")
+
     args = parser.parse_args(argv)
     settings = Settings()
     try:
@@ -136,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate(settings, args.to, args.downgrade)
         if args.command == "agent":
             return asyncio.run(_create_agent(settings, args))
+        if args.command == "api-key":
+            return asyncio.run(_api_key(settings, args))
         return asyncio.run(_demo(settings))
     except SchemaOutdated as exc:
         print(f"warmline: {exc}", file=sys.stderr)
@@ -291,6 +313,65 @@ async def _create_agent(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await db.dispose()
     return 0
+
+
+async def _api_key(settings: Settings, args: argparse.Namespace) -> int:
+    """`warmline api-key create|list|revoke`: what an admin does at /api/v1/api-keys, for
+    provisioning without a login (docs/operations.md#cli)."""
+    key_id: uuid.UUID | None = None
+    if args.action == "revoke":
+        try:
+            key_id = uuid.UUID(args.key_id)
+        except ValueError:
+            print(f"warmline: {args.key_id!r} is not a key id (a UUID)", file=sys.stderr)
+            return 2
+    if args.action == "create" and not args.name.strip():
+        print("warmline: --name must not be empty", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        await db.check_schema()
+        async with db.write() as session:
+            now = datetime.now(UTC)
+            if args.action == "create":
+                issued = await key_service.create_api_key(
+                    session,
+                    name=args.name.strip()[:128],
+                    scopes=sorted(set(args.scope)),
+                    created_by=None,
+                    now=now,
+                )
+                print(
+                    f"warmline: created API key {issued.row.name!r} id={issued.row.id} "
+                    f"scopes={','.join(issued.row.scopes)}; it is shown only now",
+                    file=sys.stderr,
+                )
+                print(issued.key)
+                return 0
+            if args.action == "list":
+                rows = await session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc()))
+                for row in rows:
+                    state = (
+                        f"revoked {row.revoked_at:%Y-%m-%dT%H:%MZ}" if row.revoked_at else "active"
+                    )
+                    used = f"{row.last_used_at:%Y-%m-%dT%H:%MZ}" if row.last_used_at else "never"
+                    print(
+                        f"{row.id}  {row.prefix}…  {state}  last used {used}  "
+                        f"{','.join(row.scopes)}  {row.name}"
+                    )
+                return 0
+            revoked = await session.get(ApiKey, key_id)
+            if revoked is None:
+                print(f"warmline: no API key has the id {key_id}", file=sys.stderr)
+                return 1
+            if revoked.revoked_at is None:
+                revoked.revoked_at = now
+            print(
+                f"warmline: revoked API key {revoked.name!r} ({revoked.prefix}…)", file=sys.stderr
+            )
+            return 0
+    finally:
+        await db.dispose()
 
 
 async def _demo_canned(session: AsyncSession) -> None:

@@ -126,6 +126,62 @@ class TestCli:
         finally:
             await server.stop()
 
+    async def test_api_key_create_list_revoke(self, backend: Backend) -> None:
+        """`warmline api-key create` prints a key that works at once within its scopes;
+        `list` shows it by prefix, never whole; after `revoke` it answers 401."""
+        code, out = await run_cli(
+            "api-key",
+            "create",
+            "--name",
+            "Warehouse",
+            "--scope",
+            "conversations:read",
+            "--scope",
+            "transcripts:read",
+            database_url=backend.database_url,
+        )
+        assert code == 0, out
+        (key,) = [line for line in out.splitlines() if line.startswith("wlk_")]
+        code, out = await run_cli(
+            "api-key",
+            "create",
+            "--name",
+            "X",
+            "--scope",
+            "everything",
+            database_url=backend.database_url,
+        )
+        assert code == 2
+        assert "invalid choice" in out
+        code, listing = await run_cli("api-key", "list", database_url=backend.database_url)
+        assert code == 0, listing
+        (line,) = [line for line in listing.splitlines() if line.endswith("Warehouse")]
+        assert key[:12] in line
+        assert key not in listing
+        assert "active" in line
+        assert "conversations:read,transcripts:read" in line
+        server = await Server(backend).start()
+        try:
+            async with httpx.AsyncClient(
+                base_url=server.http, headers={"Authorization": f"Bearer {key}"}
+            ) as http:
+                assert (await http.get("/api/v1/conversations")).status_code == 200
+                assert (await http.get("/api/v1/agents")).status_code == 403
+                code, out = await run_cli(
+                    "api-key", "revoke", line.split()[0], database_url=backend.database_url
+                )
+                assert code == 0, out
+                refused = await http.get("/api/v1/conversations")
+                assert refused.status_code == 401
+                assert refused.json()["code"] == "invalid_token"
+        finally:
+            await server.stop()
+        code, out = await run_cli(
+            "api-key", "revoke", "not-an-id", database_url=backend.database_url
+        )
+        assert code == 2
+        assert "not a key id" in out
+
     async def test_demo_is_idempotent(self, backend: Backend) -> None:
         """`warmline demo` prints the logins and can run twice."""
         for _ in range(2):
