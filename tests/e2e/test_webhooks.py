@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +24,8 @@ from app.webhooks import signing
 from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
 from tests.e2e.webhook_receiver import Receiver, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -72,8 +75,21 @@ async def create_endpoint(
     return body
 
 
+def documented_verify() -> Any:
+    """The `verify` function printed in docs/api.md#verifying-signatures, as a reader would
+    paste it: the documentation's example must accept what Warmline sends."""
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text.split("### Verifying signatures", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/api.md#verifying-signatures", "exec"), namespace)  # noqa: S102
+    return namespace["verify"]
+
+
 def verified(receiver: Receiver, secret: str) -> list[dict[str, Any]]:
-    """Every request answered 2xx, its signature checked the documented way, as payloads."""
+    """Every request answered 2xx, its signature checked the documented way (the server's own
+    check and the example in the docs), as payloads."""
+    docs_verify = documented_verify()
     payloads = []
     for request in receiver.ok():
         assert request.method == "POST"
@@ -82,6 +98,7 @@ def verified(receiver: Receiver, secret: str) -> list[dict[str, Any]]:
         assert signing.verify(
             secret, request.body, request.headers["warmline-signature"], now=int(time.time())
         ), request.headers
+        assert docs_verify(secret, request.body, request.headers["warmline-signature"])
         payload = request.json()
         assert request.headers["warmline-event-id"] == payload["id"]
         assert request.headers["warmline-event-type"] == payload["type"]
