@@ -26,6 +26,7 @@ from app.api.v1 import api_keys as api_keys_api
 from app.api.v1 import attachments as attachments_api
 from app.api.v1 import auth as auth_api
 from app.api.v1 import canned_responses as canned_responses_api
+from app.api.v1 import conversation_writes as conversation_writes_api
 from app.api.v1 import conversations as conversations_api
 from app.api.v1 import dispositions as dispositions_api
 from app.api.v1 import handoff as handoff_api
@@ -55,6 +56,7 @@ def _include_routers(app: FastAPI) -> None:
         visitor_conversations_api.router,
         conversations_api.router,
         transcripts_api.router,  # after it: /conversations/offline is not an id
+        conversation_writes_api.router,
         admin_skills_api.router,
         admin_agents_api.router,
         admin_routing_api.router,

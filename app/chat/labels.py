@@ -3,8 +3,11 @@
 Tags are free labels ("refund", "vip"), normalised so that "Refund " and "refund" are one tag:
 trimmed, inner whitespace collapsed, lower-cased; at most `MAX_TAGS` per chat, `MAX_TAG_CHARS`
 each. A disposition is one of the codes the deployment offers (`RoutingSettings.dispositions`,
-edited through the admin API); with `require_disposition`, an agent's close needs one.
-Reference: docs/protocol.md#tags, docs/protocol.md#close, docs/console.md#closing-a-chat.
+edited through the admin API); with `require_disposition`, an agent's close needs one (and so
+does an integration's, closing through the REST API). Labels may change after the close through
+the REST API (`relabel`): agents-only events appended after `conversation.closed`.
+Reference: docs/protocol.md#tags, docs/protocol.md#close, docs/console.md#closing-a-chat,
+docs/api.md#changing-conversations.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from app.chat import repository
 from app.chat.errors import ConversationClosed, ConversationNotFound, NotParticipant
 from app.chat.events import StoredEvent
 from app.chat.log import append_event
-from app.chat.outcome import Actor
+from app.chat.outcome import Actor, Integration, signed
 from app.errors import Forbidden, WarmlineError
 from app.store.models import (
     DEFAULT_DISPOSITIONS,
@@ -31,7 +34,6 @@ from app.store.models import (
     ConversationState,
     Role,
     RoutingSettings,
-    SenderType,
     Visibility,
 )
 
@@ -106,15 +108,16 @@ async def check_disposition(session: AsyncSession, code: str | None) -> str | No
 async def label_on_close(
     session: AsyncSession,
     *,
-    actor: Actor,
+    by: Actor | Integration,
     conversation: Conversation,
     tags: Sequence[str] | None,
     disposition: str | None,
     now: datetime,
 ) -> list[StoredEvent]:
-    """An agent closing a chat: store its tags and disposition (checked first, so a refused
-    close changes nothing) and write the agents-only `conversation.tagged` (when the tags
-    changed) and `conversation.disposition` events, before `conversation.closed`.
+    """An agent (or an integration, through the REST API) closing a chat: store its tags and
+    disposition (checked first, so a refused close changes nothing) and write the agents-only
+    `conversation.tagged` (when the tags changed) and `conversation.disposition` events, before
+    `conversation.closed`.
 
     Raises:
         InvalidLabel, DispositionRequired.
@@ -123,50 +126,53 @@ async def label_on_close(
     wanted = None if tags is None else normalise_tags(tags)
     events: list[StoredEvent] = []
     if wanted is not None and set(wanted) != set(conversation.tags or []):
-        events.append(_tagged(session, actor, conversation, wanted, now))
+        events.append(_tagged(session, by, conversation, wanted, now))
     if chosen is not None:
-        offered, _ = await offered_dispositions(session)
-        label = next((d["label"] for d in offered if d["code"] == chosen), chosen)
-        conversation.disposition = chosen
-        events.append(
-            append_event(
-                session,
-                conversation,
-                kind=kinds.DISPOSITION,
-                now=now,
-                body={"disposition": chosen, "label": label},
-                sender_type=SenderType.AGENT,
-                sender_id=actor.id,
-                sender_name=actor.name,
-                visibility=Visibility.AGENTS,
-            )
-        )
+        events.append(await _disposed(session, by, conversation, chosen, now))
     return events
+
+
+async def _disposed(
+    session: AsyncSession,
+    by: Actor | Integration,
+    conversation: Conversation,
+    chosen: str,
+    now: datetime,
+) -> StoredEvent:
+    offered, _ = await offered_dispositions(session)
+    label = next((d["label"] for d in offered if d["code"] == chosen), chosen)
+    conversation.disposition = chosen
+    return append_event(
+        session,
+        conversation,
+        kind=kinds.DISPOSITION,
+        now=now,
+        visibility=Visibility.AGENTS,
+        **signed(by, {"disposition": chosen, "label": label}),
+    )
 
 
 def _tagged(
     session: AsyncSession,
-    actor: Actor,
+    by: Actor | Integration,
     conversation: Conversation,
     wanted: list[str],
     now: datetime,
 ) -> StoredEvent:
     before = list(conversation.tags or [])
     conversation.tags = wanted
+    body = {
+        "tags": wanted,
+        "added": [t for t in wanted if t not in before],
+        "removed": [t for t in before if t not in wanted],
+    }
     return append_event(
         session,
         conversation,
         kind=kinds.TAGGED,
         now=now,
-        body={
-            "tags": wanted,
-            "added": [t for t in wanted if t not in before],
-            "removed": [t for t in before if t not in wanted],
-        },
-        sender_type=SenderType.AGENT,
-        sender_id=actor.id,
-        sender_name=actor.name,
         visibility=Visibility.AGENTS,
+        **signed(by, body),
     )
 
 
@@ -224,3 +230,69 @@ async def set_tags(
     if set(wanted) == set(conversation.tags or []):  # a set: a new order is no change
         return None
     return _tagged(session, actor, conversation, wanted, now)
+
+
+async def relabel(
+    session: AsyncSession,
+    *,
+    by: Actor | Integration,
+    conversation_id: uuid.UUID,
+    tags: Sequence[str] | None,
+    disposition: str | None,
+    now: datetime,
+) -> list[StoredEvent]:
+    """Change a conversation's tags, or a closed one's disposition, through the REST API
+    (docs/api.md#changing-conversations); the agents-only events written, none when nothing
+    changed.
+
+    While the conversation is open, an agent needs what the `tags` frame needs (`may_label`).
+    Once it is closed, labels may still change, appended after `conversation.closed` as
+    `conversation.rated` is (a QA tool or a CRM labels after the fact): by an integration, a
+    supervisor or an admin, not by a plain agent (the frames refuse a closed chat too). A
+    disposition says how a conversation ended, so it is set here only on a closed one; an
+    open one gets it with its close.
+
+    Raises:
+        ConversationNotFound, NotParticipant, ConversationClosed, InvalidLabel (a tag, an
+        unknown disposition, or a disposition for an open conversation: `details.disposition`
+        says which).
+    """
+    wanted = None if tags is None else normalise_tags(tags)
+    conversation = await repository.get_for_update(session, conversation_id)
+    if conversation is None:
+        raise ConversationNotFound("No such conversation.", conversation_id=str(conversation_id))
+    closed = conversation.state is ConversationState.CLOSED
+    if isinstance(by, Actor):
+        if not closed and not await may_label(session, by, conversation):
+            raise NotParticipant(
+                "You are not assigned to this conversation.", conversation_id=str(conversation_id)
+            )
+        if closed and not await _supervises(session, by):
+            if conversation.agent_id == by.id:
+                raise ConversationClosed(
+                    "This conversation is closed: only supervisors, admins and API keys "
+                    "change its labels now.",
+                    conversation_id=str(conversation_id),
+                )
+            raise NotParticipant(
+                "You are not assigned to this conversation.", conversation_id=str(conversation_id)
+            )
+    chosen = None
+    if disposition is not None:
+        if not closed:
+            raise InvalidLabel(
+                "A disposition says how the conversation ended: give it when closing it.",
+                disposition=disposition,
+            )
+        chosen = await check_disposition(session, disposition)
+    events: list[StoredEvent] = []
+    if wanted is not None and set(wanted) != set(conversation.tags or []):
+        events.append(_tagged(session, by, conversation, wanted, now))
+    if chosen is not None and chosen != conversation.disposition:
+        events.append(await _disposed(session, by, conversation, chosen, now))
+    return events
+
+
+async def _supervises(session: AsyncSession, actor: Actor) -> bool:
+    agent = await session.get(Agent, actor.id)
+    return agent is not None and agent.is_active and agent.role in SUPERVISING

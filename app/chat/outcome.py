@@ -1,6 +1,8 @@
 """The building blocks every unit of work in `chat` (and in `handoff`) is written with: who acts
-(`Actor`), the ack of a stored message (`Ack`), what was stored and what to announce once it is
-committed (`Outcome`), and the small payloads several modules share (`join_notice`, `agent_ref`).
+(`Actor`, or `Integration` for another system through an API key, and `signed` for the sender of
+what they cause), the ack of a stored message (`Ack`), what was stored and what to announce once
+it is committed (`Outcome`), and the small payloads several modules share (`join_notice`,
+`agent_ref`).
 
 Nothing here touches the database: it holds no session, so it never flushes and never commits.
 The notices in an `Outcome` are published only **after** the commit, so that nothing is
@@ -29,6 +31,37 @@ class Actor:
     @property
     def is_agent(self) -> bool:
         return self.kind is SenderType.AGENT
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """Another system acting through an API key (REST only: docs/api.md#changing-conversations).
+
+    Its doings are written as the system's (`sender.type` stays one of the protocol's three),
+    signed with the key's name as `sender.name` and `{"api_key": {"id", "name"}}` in the body,
+    so transcripts and consoles say which integration did it. `sender.id` stays null: it names
+    visitors and agents, and a key's id there would be taken for one of them.
+    """
+
+    key_id: uuid.UUID
+    name: str
+
+    def ref(self) -> dict[str, str]:
+        return {"id": str(self.key_id), "name": self.name}
+
+
+def signed(who: Actor | Integration | None, body: dict[str, Any]) -> dict[str, Any]:
+    """`append_event`'s `body` and sender arguments for an event `who` causes (None: the
+    system on its own)."""
+    if who is None:
+        return {"body": body, "sender_type": SenderType.SYSTEM}
+    if isinstance(who, Integration):
+        return {
+            "body": {**body, "api_key": who.ref()},
+            "sender_type": SenderType.SYSTEM,
+            "sender_name": who.name,
+        }
+    return {"body": body, "sender_type": who.kind, "sender_id": who.id, "sender_name": who.name}
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from app.chat.errors import (
     ConversationNotFound,
     NotParticipant,
 )
-from app.chat.labels import set_tags
+from app.chat.labels import relabel, set_tags
 from app.chat.log import append_event
 from app.chat.offers import (
     OfflineItem,
@@ -42,7 +42,7 @@ from app.chat.offers import (
     pending_offer_frames,
     take_offline,
 )
-from app.chat.outcome import Ack, Actor, Outcome, agent_ref, join_notice
+from app.chat.outcome import Ack, Actor, Integration, Outcome, agent_ref, join_notice, signed
 from app.chat.participants import barged_into
 from app.chat.queue import (
     DEFAULT_OFFERS,
@@ -86,6 +86,7 @@ __all__ = [
     "Ack",
     "Actor",
     "ConversationHead",
+    "Integration",
     "OfflineItem",
     "Outcome",
     "accept_offer",
@@ -116,6 +117,7 @@ __all__ = [
     "pending_offer_frames",
     "purge_unsent",
     "readable_attachment",
+    "relabel",
     "requeue",
     "requeue_agent_chats",
     "send_message",
@@ -337,20 +339,29 @@ async def close(
     offers: OfferPolicy = DEFAULT_OFFERS,
     tags: Sequence[str] | None = None,
     disposition: str | None = None,
+    integration: Integration | None = None,
 ) -> Outcome:
     """Close a conversation (by its visitor, its agent, or the system when `actor` is None).
 
     An agent may label it as they close it: `tags` replace its tags, and `disposition` records
     how it ended (one the deployment offers; required when the settings say so), as the
     agents-only events `conversation.tagged` and `conversation.disposition` written before
-    `conversation.closed` (which the visitor sees, so it carries neither).
+    `conversation.closed` (which the visitor sees, so it carries neither). With `actor` None,
+    `integration` is another system closing it through the REST API: a system close signed
+    with its key (`outcome.signed`), labelled by the same rules as an agent's.
 
     Raises:
         ConversationNotFound, NotParticipant, ConversationClosed, Forbidden (a visitor giving
         tags or a disposition), InvalidLabel, DispositionRequired.
     """
-    agent_closing = actor is not None and actor.is_agent
-    if actor is not None and not agent_closing and (tags is not None or disposition is not None):
+    # Who labels it as it closes (and may have to give a disposition): its agent, or an
+    # integration; the system on its own (an erasure) and a visitor do not.
+    labeller: Actor | Integration | None = None
+    if actor is None:
+        labeller = integration
+    elif actor.is_agent:
+        labeller = actor
+    elif tags is not None or disposition is not None:
         raise Forbidden("Only agents give tags or a disposition.")
     if actor is None:
         conversation = await repository.get_for_update(session, conversation_id)
@@ -362,12 +373,12 @@ async def close(
         conversation = await _load_owned(session, actor, conversation_id)
     by = SenderType.SYSTEM if actor is None else actor.kind
     outcome = Outcome(conversation_id=conversation.id)
-    if agent_closing and actor is not None:
+    if labeller is not None:
         # Labels are the team's business: agents-only events, not in `conversation.closed`.
         outcome.events.extend(
             await labels.label_on_close(
                 session,
-                actor=actor,
+                by=labeller,
                 conversation=conversation,
                 tags=tags,
                 disposition=disposition,
@@ -394,10 +405,7 @@ async def close(
             conversation,
             kind=kinds.CLOSED,
             now=now,
-            body={"by": by.value},
-            sender_type=by,
-            sender_id=None if actor is None else actor.id,
-            sender_name=None if actor is None else actor.name,
+            **signed(integration if actor is None else actor, {"by": by.value}),
         )
     )
     await session.flush()

@@ -209,7 +209,9 @@ def _escalated(e: StoredFacts) -> dict[str, Any] | None:
 
 
 def _closed(e: StoredFacts) -> dict[str, Any] | None:
-    return {"by": e.body.get("by")}
+    # `api_key`: the integration that closed it through the REST API, null otherwise, so that a
+    # system can tell its own closes from the others'.
+    return {"by": e.body.get("by"), "api_key": _ref(e.body.get("api_key"))}
 
 
 def _message(e: StoredFacts) -> dict[str, Any] | None:

@@ -88,6 +88,8 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/conversations/{conversation_id}/csat"): CONV_READ,
     ("GET", "/api/v1/conversations/{conversation_id}/transcript"): scope("transcripts:read"),
     ("GET", "/api/v1/conversations/export"): scope("transcripts:read"),
+    ("PATCH", "/api/v1/conversations/{conversation_id}"): scope("conversations:write"),
+    ("POST", "/api/v1/conversations/{conversation_id}/close"): scope("conversations:write"),
     ("GET", "/api/v1/skills"): CONV_READ,
     ("POST", "/api/v1/skills"): ADMIN,
     ("GET", "/api/v1/skills/{skill_id}"): CONV_READ,

@@ -117,7 +117,11 @@ def _line(event: ConversationEvent) -> str:
     if event.kind == kinds.WHISPER:
         return f"{stamp} Whisper to {_name(body, 'to')}, {who}: {_said(body)}"
     sentence = _SENTENCES.get(event.kind)
-    return f"{stamp} * {sentence(body) if sentence else f'({event.kind})'}"
+    said = sentence(body) if sentence else f"({event.kind})"
+    key = body.get("api_key")
+    if isinstance(key, dict):  # done by another system through the REST API
+        said = f"{said} (API key {key.get('name')})"
+    return f"{stamp} * {said}"
 
 
 def plain_transcript(

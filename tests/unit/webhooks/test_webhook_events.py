@@ -186,7 +186,15 @@ class TestMapping:
             "conversation.escalated",
             {"by": "agent", "rule": None, "agent": {"id": "a1", "name": "Dana"}},
         )
-        assert mapped(kinds.CLOSED, {"by": "agent"}) == ("conversation.closed", {"by": "agent"})
+        assert mapped(kinds.CLOSED, {"by": "agent"}) == (
+            "conversation.closed",
+            {"by": "agent", "api_key": None},
+        )
+        key = {"id": "k1", "name": "CRM sync"}
+        assert mapped(kinds.CLOSED, {"by": "system", "api_key": key}) == (
+            "conversation.closed",
+            {"by": "system", "api_key": key},
+        )
         assert mapped(kinds.RATED, {"score": 5, "comment": "great"}) == (
             "csat.submitted",
             {"score": 5, "comment": "great"},
@@ -206,7 +214,7 @@ class TestMapping:
             "created_at": "2026-12-04T05:00:00Z",
             "conversation_id": str(CID),
             "seq": 9,
-            "data": {"by": "visitor"},
+            "data": {"by": "visitor", "api_key": None},
         }
         assert events.event_id(CID, 9) == events.event_id(CID, 9) != events.event_id(CID, 10)
         assert events.event_id(CID, 9).startswith("evt_")
