@@ -198,6 +198,7 @@ OTHER_PURE_MODULES = (
     "app/webhooks/signing.py",
     "app/webhooks/schedule.py",
     "app/webhooks/urls.py",
+    "app/reports/measures.py",
 )
 
 
