@@ -5,9 +5,11 @@ revokes their token (its hash is replaced by the hash of a token nobody holds), 
 open conversation as the system would, then redacts every conversation of theirs: the words in
 each event (`redaction.redact_body`), the rating's comment, the page, free-text transfer notes
 and escalation reasons, and every file sent in it or uploaded by them (rows here; the caller
-deletes the bytes). Conversation rows, states, timings, scores, tags and `seq`s stay, so counts
-and durations stay true. Each conversation that changed gets one agents-only
-`conversation.redacted` event; an `erasures` row records who asked and what went.
+deletes the bytes), and the copies of its words in the webhook delivery log (the stored
+payloads, sent or still to send: pending ones go out redacted). Conversation rows, states,
+timings, scores, tags and `seq`s stay, so counts and durations stay true. Each conversation
+whose events or files changed gets one agents-only `conversation.redacted` event; an
+`erasures` row records who asked and what went.
 
 Must not commit, nor touch the file store: the caller owns the transaction and deletes the
 returned storage keys (docs/api.md#privacy says in which order).
@@ -43,6 +45,7 @@ from app.store.models import (
     Visibility,
     Visitor,
 )
+from app.webhooks import service as webhook_service
 
 
 @dataclass(slots=True)
@@ -52,6 +55,9 @@ class Redaction:
     seqs: list[int] = field(default_factory=list)  # events whose body or sender name changed
     storage_keys: list[str] = field(default_factory=list)  # files to delete after the commit
     event: StoredEvent | None = None  # the `conversation.redacted` event, if anything changed
+    # Webhook deliveries whose payload changed. Not a change of the conversation's own (no
+    # event for it): a conversation redacted before payloads were has them redacted now.
+    deliveries: int = 0
 
     @property
     def changed(self) -> bool:
@@ -122,6 +128,9 @@ async def redact_conversation(
     ):
         transfer.note = None
         transfer.reason = None
+    result.deliveries = await webhook_service.redact_deliveries(
+        session, conversation_id=conversation.id
+    )
     conversation.page_url = None
     conversation.rating_comment = None
     if conversation.escalation_reason is not None:

@@ -270,6 +270,42 @@ def webhook_event(stored: StoredFacts) -> WebhookEvent | None:
     )
 
 
+def redact_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored payload once the words of its conversation are gone (an erasure of its visitor,
+    or the retention policy: docs/api.md#privacy), by the rules `privacy.redaction` applies to
+    events: the type, ids, `seq` and every field's place stay, what people wrote and who the
+    visitor is go, and `data.redacted` is true. `message.created`: `text` empty, no
+    `attachments` (their files are deleted), a visitor sender's `name` null;
+    `conversation.created`: the visitor's `name` and the `page_url` null; `csat.submitted`: the
+    `comment` null. Other types carry no words (agents-only text never enters a payload) and
+    are returned as they are. Redacting twice gives the same payload.
+    """
+    out = dict(payload)
+    data = payload.get("data")
+    if not isinstance(data, Mapping):
+        return out
+    kind = payload.get("type")
+    redacted = dict(data)
+    if kind == MESSAGE_CREATED:
+        redacted["text"] = ""
+        redacted["attachments"] = []
+        sender = data.get("sender")
+        if isinstance(sender, Mapping) and sender.get("type") == "visitor":
+            redacted["sender"] = {**sender, "name": None}
+    elif kind == CONVERSATION_CREATED:
+        visitor = data.get("visitor")
+        if isinstance(visitor, Mapping):
+            redacted["visitor"] = {**visitor, "name": None}
+        redacted["page_url"] = None
+    elif kind == CSAT_SUBMITTED:
+        redacted["comment"] = None
+    else:
+        return out
+    redacted["redacted"] = True
+    out["data"] = redacted
+    return out
+
+
 def ping_event(*, event_id: str, now: datetime, endpoint_id: uuid.UUID) -> WebhookEvent:
     """The `webhook.test` ping of `POST /webhooks/{id}/test` (the caller draws the id)."""
     return WebhookEvent(

@@ -60,6 +60,14 @@ async def delivery(
     )
 
 
+async def deliveries_of_conversation(
+    session: AsyncSession, conversation_id: uuid.UUID
+) -> Sequence[WebhookDelivery]:
+    """Every delivery of one conversation's events, to every endpoint, whatever its status."""
+    query = select(WebhookDelivery).where(WebhookDelivery.conversation_id == conversation_id)
+    return (await session.scalars(query.order_by(WebhookDelivery.id))).all()
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """A delivery this node took to send, with what sending needs."""

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.store.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 from app.webhooks import repository, subscriptions
 from app.webhooks.errors import WebhookDeliveryNotFound, WebhookDisabled, WebhookNotFound
-from app.webhooks.events import ping_event
+from app.webhooks.events import ping_event, redact_payload
 from app.webhooks.signing import SECRET_PREFIX
 
 # 256 random bits, as Stripe's and GitHub's secrets.
@@ -174,3 +174,22 @@ async def send_test(
     session.add(row)
     await session.flush()
     return row
+
+
+async def redact_deliveries(session: AsyncSession, *, conversation_id: uuid.UUID) -> int:
+    """Remove the words from the stored payloads of one conversation's deliveries, sent or not
+    (`events.redact_payload`), in the caller's transaction; returns how many changed.
+
+    Deliveries still pending are then sent redacted, with their ids and order unchanged, when
+    their turn comes. One already claimed by a dispatcher (sending now, with the payload it
+    read) may go out once more as it was; its retries go redacted. docs/api.md#privacy.
+    """
+    changed = 0
+    for row in await repository.deliveries_of_conversation(session, conversation_id):
+        payload = redact_payload(row.payload)
+        if payload != row.payload:
+            row.payload = payload  # a new object: the JSON column sees the change
+            changed += 1
+    if changed:
+        await session.flush()
+    return changed

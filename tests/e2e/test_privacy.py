@@ -12,15 +12,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select, update
 
 from app.auth.keys import create_api_key
 from app.store.db import Database
-from app.store.models import Attachment, Conversation, ConversationEvent, Role
+from app.store.models import (
+    Attachment,
+    Conversation,
+    ConversationEvent,
+    Role,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+)
+from app.webhooks.events import EVENT_TYPES
 from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
 from tests.e2e.test_attachments import png, upload
+from tests.e2e.webhook_receiver import Receiver, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -449,3 +459,139 @@ class TestRetention:
         finally:
             await server.stop()
         check_logged(server)
+
+
+# What Ada wrote, her name, her page and her file's name: none may survive an erasure in the
+# webhook delivery log, sent or still to send.
+ADAS_WORDS = (b"Lovelace", b"1042", b"ada@example.com", b"receipt", b"shop.example", b"grumpy")
+WORDY_TYPES = {"conversation.created", "message.created", "csat.submitted"}
+
+
+def keeps_words(payload: Any) -> list[bytes]:
+    raw = orjson.dumps(payload)
+    return [word for word in ADAS_WORDS if word in raw]
+
+
+def sent_to(receiver: Receiver, conversation_id: str) -> list[dict[str, Any]]:
+    """Payloads the receiver accepted for one conversation, in arrival order."""
+    payloads = [r.json() for r in receiver.ok()]
+    return [p for p in payloads if p["conversation_id"] == conversation_id]
+
+
+async def deliveries(backend: Backend, conversation_id: str) -> list[WebhookDelivery]:
+    found = await rows(
+        backend, WebhookDelivery, WebhookDelivery.conversation_id == uuid.UUID(conversation_id)
+    )
+    return sorted(found, key=lambda d: d.id)
+
+
+async def hooked(server: Server, backend: Backend, *receivers: Receiver) -> list[str]:
+    """An endpoint per receiver, subscribed to every type; their ids."""
+    ids = []
+    async with api(server, await api_key(backend, "admin")) as admin:
+        for receiver in receivers:
+            created = await admin.post(
+                "/webhooks", json={"url": receiver.url, "events": list(EVENT_TYPES)}
+            )
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+    return ids
+
+
+async def ada_and_bob(server: Server, backend: Backend) -> tuple[str, str, str]:
+    """Ada's closed and rated chat, full of her words, and Bob's open one: Ada's id and the two
+    conversations."""
+    ann = await agent(server, backend, "Ann")
+    await ann.connect()
+    ada, ada_id = await customer(server, name="Ada Lovelace", email="ada@example.com")
+    bob, _ = await customer(server, name="Bob")
+    file = await upload(ada, png(), "receipt.png")
+    said = "Order 1042 never came, write to ada@example.com"
+    page = "https://shop.example.com/orders"
+    cid = (await ada.message(said, attachments=[file["id"]], page_url=page))["conversation_id"]
+    await ann.event("agent.joined", conversation_id=cid)
+    await ann.message("Sorry Ms Lovelace, resending 1042", conversation_id=cid)
+    await ann.send({"type": "close", "conversation_id": cid})
+    await ada.event("conversation.closed", conversation_id=cid)
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        rated = await http.put(
+            f"/api/v1/visitor/conversations/{cid}/rating",
+            json={"score": 2, "comment": "grumpy about it"},
+            headers={"Authorization": f"Bearer {ada.token}"},
+        )
+        assert rated.status_code == 200, rated.text
+    other = (await bob.message("Bob's order 1042"))["conversation_id"]
+    await ann.event("agent.joined", conversation_id=other)
+    return ada_id, cid, other
+
+
+def check_redacted(
+    before: list[WebhookDelivery], after: list[WebhookDelivery], ada_id: str
+) -> None:
+    """Every stored payload of Ada's conversation lost her words and nothing else."""
+    assert [(d.id, d.event_id, d.seq, d.status) for d in after] == [
+        (d.id, d.event_id, d.seq, d.status) for d in before
+    ]
+    assert [
+        (d.payload["type"], keeps_words(d.payload)) for d in after if keeps_words(d.payload)
+    ] == []
+    redacted = {d.payload["type"] for d in after if d.payload["data"].get("redacted")}
+    assert redacted == WORDY_TYPES
+    message = next(d.payload["data"] for d in after if d.payload["type"] == "message.created")
+    assert (message["text"], message["attachments"]) == ("", [])
+    assert message["sender"] == {"type": "visitor", "id": ada_id, "name": None}
+
+
+class TestWebhookPayloads:
+    async def test_erasure_redacts_the_delivery_log_and_what_is_still_to_send(
+        self, backend: Backend
+    ) -> None:
+        """One endpoint received Ada's events, another fails so they wait. The erasure redacts
+        every stored payload of her conversation in its own transaction (text, her name, her
+        page, her file, her comment; ids, types, seqs and statuses stay), and the waiting ones
+        go out redacted once the endpoint answers. Bob's payloads keep their words."""
+        server = await start(backend)
+        try:
+            async with Receiver() as up, Receiver(default=500) as down:
+                up_id, down_id = await hooked(server, backend, up, down)
+                ada_id, cid, other = await ada_and_bob(server, backend)
+                await wait_for(
+                    lambda: any(p["type"] == "csat.submitted" for p in sent_to(up, cid)),
+                    what="Ada's rating's webhook",
+                )
+                wordy = [p for p in sent_to(up, cid) if p["type"] in WORDY_TYPES]
+                assert all(keeps_words(p) for p in wordy)  # what the erasure must remove
+                before = await deliveries(backend, cid)
+                waiting = [d for d in before if str(d.endpoint_id) == down_id]
+                assert len(waiting) == len(sent_to(up, cid))
+                assert {d.status for d in waiting} == {WebhookDeliveryStatus.PENDING}
+
+                async with api(server, await api_key(backend, "privacy")) as http:
+                    erased = await http.post(f"/visitors/{ada_id}/erase")
+                    assert erased.status_code == 200, erased.text
+                check_redacted(before, await deliveries(backend, cid), ada_id)
+
+                async with api(server, await api_key(backend, "admin")) as admin:
+                    log = (await admin.get(f"/webhooks/{up_id}/deliveries")).json()["data"]
+                    adas = [row for row in log if row["conversation_id"] == cid]
+                    assert adas
+                    assert [keeps_words(row["payload"]) for row in adas] == [[] for _ in adas]
+                    # The endpoint answers again: what waited goes out redacted, in order.
+                    down.default = 200
+                    retried = await admin.post(
+                        f"/webhooks/{down_id}/deliveries/{waiting[0].id}/retry"
+                    )
+                    assert retried.status_code == 202, retried.text
+                await wait_for(
+                    lambda: len(sent_to(down, cid)) == len(waiting),
+                    timeout=30,
+                    what="the waiting deliveries",
+                )
+                late = sent_to(down, cid)
+                assert [p["seq"] for p in late] == sorted(d.seq or 0 for d in waiting)
+                assert [keeps_words(p) for p in late] == [[] for _ in late]
+                # Another visitor's deliveries are not touched.
+                bobs = await deliveries(backend, other)
+                assert any(b"1042" in orjson.dumps(d.payload) for d in bobs)
+        finally:
+            await server.stop()

@@ -220,6 +220,78 @@ class TestMapping:
         assert events.event_id(CID, 9).startswith("evt_")
 
 
+# Stored events whose webhook carries someone's words, with the words.
+WORDY: list[tuple[StoredFacts, str]] = [
+    (
+        stored(
+            kinds.OPENED,
+            {
+                "visitor": {"id": "v1", "name": "Ada Lovelace", "verified": False},
+                "page_url": "https://shop.example.com/orders/1042",
+                "skill": {"id": 2},
+            },
+        ),
+        "Lovelace",
+    ),
+    (
+        stored(
+            kinds.MESSAGE,
+            {
+                "text": "Order 1042",
+                "attachments": [{"id": "f1", "filename": "receipt.png", "size": 9}],
+            },
+            sender="visitor",
+        ),
+        "receipt",
+    ),
+    (stored(kinds.MESSAGE, {"text": "Resending 1042"}, sender="agent"), "1042"),
+    (stored(kinds.RATED, {"score": 2, "comment": "grumpy"}), "grumpy"),
+]
+
+
+class TestRedaction:
+    @pytest.mark.parametrize(("facts", "word"), WORDY, ids=lambda v: getattr(v, "kind", v))
+    def test_words_go_structure_stays(self, facts: StoredFacts, word: str) -> None:
+        """A payload's words, the visitor's name and page go; its id, type, seq and every
+        field's place stay, with `data.redacted`; redacting twice is once."""
+        event = webhook_event(facts)
+        assert event is not None
+        payload = event.payload()
+        assert word in str(payload)
+        redacted = events.redact_payload(payload)
+        assert word not in str(redacted)
+        assert "1042" not in str(redacted)
+        assert {k: v for k, v in redacted.items() if k != "data"} == {
+            k: v for k, v in payload.items() if k != "data"
+        }
+        assert set(redacted["data"]) == set(payload["data"]) | {"redacted"}
+        assert redacted["data"]["redacted"] is True
+        assert events.redact_payload(redacted) == redacted
+
+    def test_the_senders_kept_but_not_the_visitors_name(self) -> None:
+        """An agent's name stays (it is no visitor's data); the visitor's goes; ids stay."""
+        said = {"text": "hi"}
+        for sender, name in (("agent", "Ada"), ("visitor", None)):
+            event = webhook_event(stored(kinds.MESSAGE, said, sender=sender))
+            assert event is not None
+            data = events.redact_payload(event.payload())["data"]
+            assert data["sender"] == {"type": sender, "id": str(uuid.UUID(int=7)), "name": name}
+
+    def test_payloads_without_words_are_left_as_they_are(self) -> None:
+        """Queued, assigned, closed, offline, escalations and test pings carry no one's words."""
+        for facts in (
+            stored(kinds.QUEUED, {"reason": "new"}),
+            stored(kinds.ASSIGNED, {"agent": AGENT}),
+            stored(kinds.CLOSED, {"by": "visitor"}),
+            stored(kinds.OFFLINE, {"reason": "no_agents", "opens_at": None}),
+        ):
+            event = webhook_event(facts)
+            assert event is not None
+            assert events.redact_payload(event.payload()) == event.payload()
+        ping = events.ping_event(event_id="evt_x", now=T0, endpoint_id=CID).payload()
+        assert events.redact_payload(ping) == ping
+
+
 class TestSigning:
     def test_header_verifies(self) -> None:
         """The header is `t=…,v1=<hex HMAC-SHA256 of "t.body">` and verifies with the secret."""
