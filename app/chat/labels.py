@@ -26,6 +26,7 @@ from app.chat.events import StoredEvent
 from app.chat.log import append_event
 from app.chat.outcome import Actor, Integration, signed
 from app.errors import Forbidden, WarmlineError
+from app.reports import service as reports_service
 from app.store.models import (
     DEFAULT_DISPOSITIONS,
     Agent,
@@ -290,6 +291,9 @@ async def relabel(
         events.append(_tagged(session, by, conversation, wanted, now))
     if chosen is not None and chosen != conversation.disposition:
         events.append(await _disposed(session, by, conversation, chosen, now))
+    if closed and events:
+        # A closed conversation's figures carry its labels (docs/metrics.md#per-conversation).
+        await reports_service.record(session, conversation)
     return events
 
 

@@ -65,6 +65,7 @@ from app.chat.queue import (
 )
 from app.errors import Forbidden
 from app.files.types import is_image
+from app.reports import service as reports_service
 from app.routing import repository as routing_repository
 from app.routing import service as routing_service
 from app.routing.service import OfferPolicy
@@ -253,6 +254,9 @@ async def send_message(
         # The partial unique index on (visitor_id) WHERE state <> 'closed' fails this flush if
         # another tab of the same visitor opened one meanwhile; the frame handler retries.
         await session.flush()
+        # A repeat contact: the visitor's previous conversation was not resolved on first
+        # contact if this one opens within the window (docs/metrics.md#per-conversation).
+        await reports_service.note_contact(session, visitor_id=actor.id, at=now)
         outcome.events.append(
             append_event(
                 session,
@@ -408,7 +412,8 @@ async def close(
             **signed(integration if actor is None else actor, {"by": by.value}),
         )
     )
-    await session.flush()
+    # Its figures for reports, in the close's own transaction (docs/metrics.md).
+    await reports_service.record(session, conversation)
     # The agent's capacity is free again: route what waits.
     outcome.merge(await assign_waiting(session, now=now, offers=offers))
     return outcome

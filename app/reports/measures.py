@@ -120,29 +120,32 @@ def _skill_of(opened: Event | None) -> int | None:
     return None
 
 
-def _labels(
-    log: Sequence[Event], life: Sequence[Event]
-) -> tuple[int | None, tuple[str, ...], str | None]:
-    """The latest rating (from the whole log: it comes after the close), and the tags and
-    disposition as they stood at the close."""
+def _labels(log: Sequence[Event]) -> tuple[int | None, tuple[str, ...], str | None]:
+    """The latest rating, tags and disposition, from the whole log: a rating comes after the
+    close, and supervisors may relabel a closed conversation (`chat.labels.relabel`)."""
     ratings = [e for e in log if e.kind == RATED]
     csat = None
     if ratings:
         score = ratings[-1].body.get("score")
         csat = score if isinstance(score, int) and not isinstance(score, bool) else None
-    tagged = [e for e in life if e.kind == TAGGED]
+    tagged = [e for e in log if e.kind == TAGGED]
     tags: tuple[str, ...] = ()
     if tagged:
         raw_tags = tagged[-1].body.get("tags")
         if isinstance(raw_tags, list):
             tags = tuple(sorted({t for t in raw_tags if isinstance(t, str)}))
-    dispositions = [e for e in life if e.kind == DISPOSITION]
+    dispositions = [e for e in log if e.kind == DISPOSITION]
     disposition = None
     if dispositions:
         value = dispositions[-1].body.get("disposition")
         disposition = value if isinstance(value, str) else None
 
     return csat, tags, disposition
+
+
+def arrival_skill(events: Sequence[Event]) -> int | None:
+    """The skill the conversation needed when it arrived (`conversation.opened`), or None."""
+    return _skill_of(next((e for e in events if e.kind == OPENED), None))
 
 
 def measure(events: Sequence[Event], *, sla_target_seconds: int) -> Measures:
@@ -240,7 +243,7 @@ def measure(events: Sequence[Event], *, sla_target_seconds: int) -> Measures:
         and agents[0] is not None
     )
 
-    csat, tags, disposition = _labels(log, life)
+    csat, tags, disposition = _labels(log)
 
     return Measures(
         opened_at=opened_at,

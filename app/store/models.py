@@ -831,3 +831,50 @@ class RetentionRun(Base):
     visitors: Mapped[int] = mapped_column(Integer, default=0)
     # Why the run stopped early (the database went away), or NULL.
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+class ConversationMetrics(Base):
+    """One closed conversation's figures (docs/metrics.md#per-conversation), written by
+    `reports.service` in the transaction of the close and refreshed when it is rated or
+    relabelled later; reports add these rows up instead of reading event logs.
+
+    No foreign keys: the figures outlive the conversation (a retention purge deletes it, an
+    erasure redacts it; aggregates are kept, holding no words and no visitor).
+    """
+
+    __tablename__ = "conversation_metrics"
+    __table_args__ = (
+        # Reports filter on the opening time and group by its hour or day, by skill or agent.
+        Index("ix_conversation_metrics_opened", "opened_at"),
+        Index("ix_conversation_metrics_skill_opened", "skill_id", "opened_at"),
+        Index("ix_conversation_metrics_agent_opened", "last_agent_id", "opened_at"),
+        CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name="csat_range"),
+    )
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    skill_id: Mapped[int | None] = mapped_column(Integer)
+    first_agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    last_agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    closed_by: Mapped[str] = mapped_column(String(16))
+    offline: Mapped[bool] = mapped_column(Boolean)
+    handled: Mapped[bool] = mapped_column(Boolean)
+    answered: Mapped[bool] = mapped_column(Boolean)
+    abandoned: Mapped[bool] = mapped_column(Boolean)
+    # Milliseconds; NULL where the figure does not apply.
+    queue_wait_ms: Mapped[int | None] = mapped_column(BigInteger)
+    first_response_ms: Mapped[int | None] = mapped_column(BigInteger)
+    handle_ms: Mapped[int | None] = mapped_column(BigInteger)
+    transfers: Mapped[int] = mapped_column(Integer)
+    escalations: Mapped[int] = mapped_column(Integer)
+    fcr_candidate: Mapped[bool] = mapped_column(Boolean)
+    # When the visitor opened their next conversation: within WARMLINE_FCR_WINDOW of
+    # `closed_at`, this one was not resolved on first contact.
+    next_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # NULL: not counted (offline, or a short abandon).
+    sla_met: Mapped[bool | None] = mapped_column(Boolean)
+    sla_target_seconds: Mapped[int] = mapped_column(Integer)
+    csat: Mapped[int | None] = mapped_column(Integer)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
+    disposition: Mapped[str | None] = mapped_column(String(64))

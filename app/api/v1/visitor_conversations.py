@@ -23,6 +23,7 @@ from app.chat.errors import ConversationNotFound
 from app.chat.events import iso
 from app.chat.log import append_event
 from app.errors import Conflict
+from app.reports import service as reports_service
 from app.store.models import (
     Conversation,
     ConversationEvent,
@@ -251,7 +252,8 @@ async def rate(
         sender_id=visitor.id,
         sender_name=visitor.name,
     )
-    await session.flush()
+    # CSAT in the conversation's figures for reports (docs/metrics.md#per-conversation).
+    await reports_service.record(session, conversation)
     return RatingOut(
         conversation_id=conversation.id, score=body.score, comment=comment, rated_at=now
     )

@@ -365,6 +365,29 @@ class TestLabelsAndRating:
         assert got.tags == ("a", "z")
         assert got.disposition == "resolved"
 
+    def test_relabelled_after_the_close(self) -> None:
+        """Tags and a disposition a supervisor changed after the close are the ones counted."""
+        log = Log().assign(1).agent(2)
+        log.add(
+            3, m.TAGGED, sender=m.AGENT, sender_id=ANN, visibility="agents", body={"tags": ["b"]}
+        )
+        log.close(9)
+        log.add(
+            99, m.TAGGED, sender=m.AGENT, sender_id=SUE, visibility="agents", body={"tags": ["c"]}
+        )
+        log.add(
+            99,
+            m.DISPOSITION,
+            sender=m.AGENT,
+            sender_id=SUE,
+            visibility="agents",
+            body={"disposition": "follow_up"},
+        )
+        got = log.measured()
+        assert got.tags == ("c",)
+        assert got.disposition == "follow_up"
+        assert got.closed_at == T0 + timedelta(seconds=9)
+
     def test_unreadable_bodies_are_ignored(self) -> None:
         """Odd bodies (a redacted or hand-edited log) give None rather than an error."""
         log = Log(skill=None).add(1, m.ASSIGNED, body={"agent": {"id": "not-a-uuid"}})
