@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
+import shutil
 import sys
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from alembic import command
 from sqlalchemy import select
@@ -21,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import keys as key_service
 from app.auth.tokens import hash_password
 from app.config import Settings
+from app.metrics import MULTIPROC_ENV
 from app.store.db import Database, SchemaOutdated, alembic_config
 from app.store.models import Agent, AgentSkill, ApiKey, CannedResponse, Role, Skill
 
@@ -188,19 +193,44 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         except SchemaOutdated as exc:
             print(f"warmline: {exc}", file=sys.stderr)
             return 2
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        # The app enforces the exact frame limit with a clear reason; this is the hard stop.
-        ws_max_size=settings.max_frame_bytes * 4,
-        ws_per_message_deflate=False,  # compression costs tens of KB per socket
-        log_config=None,
-        proxy_headers=True,
-    )
+    with _shared_metrics(args.workers):
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            # The app enforces the exact frame limit with a clear reason; this is the hard stop.
+            ws_max_size=settings.max_frame_bytes * 4,
+            ws_per_message_deflate=False,  # compression costs tens of KB per socket
+            log_config=None,
+            proxy_headers=True,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers on one port, a scrape reaches any one of them: they keep their
+    figures in files of one directory (prometheus_client's multiprocess mode), which each worker
+    reads whole when scraped (docs/operations.md#metrics). The variable must be set before the
+    workers start: prometheus_client picks its storage at import. The operator's own
+    PROMETHEUS_MULTIPROC_DIR is used if set, emptied first (figures of an earlier run would
+    otherwise be added in); else a temporary directory, removed at exit."""
+    if workers <= 1:
+        yield
+        return
+    own = os.environ.get(MULTIPROC_ENV)
+    path = Path(own) if own else Path(tempfile.mkdtemp(prefix="warmline-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if not own:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 async def _check(db: Database) -> None:

@@ -103,7 +103,13 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(default=100, ge=1)
     # Seconds between two runs of the retention policy on each node (docs/operations.md#retention).
     retention_interval: float = Field(default=3600.0, gt=0)
+    # First-contact resolution: a visitor who opens another conversation within this many
+    # seconds of a close means it was not resolved (docs/metrics.md#per-conversation).
+    fcr_window: int = Field(default=86_400, ge=1)
     node_name: str | None = None
+    # Unset: `/metrics` is open, like /healthz (docs/operations.md#metrics). Set: scrapes must
+    # send it as a bearer token.
+    metrics_token: SecretStr | None = None
     log_level: str = "INFO"
     log_json: bool = False
 

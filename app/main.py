@@ -14,11 +14,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
+from typing_extensions import override
 
 from app import __version__, web
 from app.api import errors as api_errors
+from app.api import metrics as metrics_api
 from app.api.access import describe_access
 from app.api.ratelimit import create_limiter
+from app.api.request_id import RequestId
 from app.api.v1 import admin_agents as admin_agents_api
 from app.api.v1 import admin_routing as admin_routing_api
 from app.api.v1 import admin_skills as admin_skills_api
@@ -31,6 +35,7 @@ from app.api.v1 import conversations as conversations_api
 from app.api.v1 import dispositions as dispositions_api
 from app.api.v1 import handoff as handoff_api
 from app.api.v1 import privacy as privacy_api
+from app.api.v1 import reports as reports_api
 from app.api.v1 import team as team_api
 from app.api.v1 import transcripts as transcripts_api
 from app.api.v1 import visitor_conversations as visitor_conversations_api
@@ -42,11 +47,21 @@ from app.errors import ServiceUnavailable
 from app.files import open_store
 from app.files import types as filetypes
 from app.logging import configure as configure_logging
+from app.metrics import Metrics, worker_exited
 from app.realtime import endpoints as realtime_endpoints
 from app.realtime.hub import Hub, default_node_name
 from app.store.db import Database
 
 log = logging.getLogger(__name__)
+
+
+class Warmline(FastAPI):
+    """FastAPI with the request id outside Starlette's error middleware, so that a 500 carries
+    it too (`add_middleware` would place it inside)."""
+
+    @override
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestId(super().build_middleware_stack())
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -68,6 +83,7 @@ def _include_routers(app: FastAPI) -> None:
         dispositions_api.router,
         team_api.router,
         privacy_api.router,
+        reports_api.router,
         api_keys_api.router,
         webhooks_api.router,
     ):
@@ -82,17 +98,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level, json=settings.log_json)
     # Refused before anything starts: a typo in the list must not silently accept nothing.
     attachment_types = filetypes.accepted(settings.attachment_types)
+    metrics = Metrics()  # this app's own registry: docs/metrics.md#prometheus-metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url, process=f"warmline.{settings.node_name or 'serve'}")
+        db = Database(
+            settings.database_url,
+            process=f"warmline.{settings.node_name or 'serve'}",
+            metrics=metrics,
+        )
         try:
             await db.check_schema()
         except Exception:
             await db.dispose()
             raise
         node = settings.node_name or default_node_name()
-        bus = create_bus(settings.redis_url, node=node)
+        bus = create_bus(settings.redis_url, node=node, metrics=metrics)
         await bus.start()
         files = open_store(
             settings.attachment_store,
@@ -123,8 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await files.close()
             await app.state.limiter.aclose()
             await db.dispose()
+            worker_exited()
 
-    app = FastAPI(
+    app = Warmline(
         title="Warmline",
         version=__version__,
         summary="Live chat with skill-based routing and warm transfers.",
@@ -149,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     web.install(app)  # the visitor widget at /widget/ and its demo page at /demo
 
     _install_probes(app, settings)
+    metrics_api.install(app, settings, metrics)
     return app
 
 

@@ -6,7 +6,8 @@ and replay always comes from the store (docs/architecture.md#bus). Channels are 
 `"{scope}:{id}"` (`conv:…`, `agent:…`). Must not import the store or any domain.
 
 Delivery is at most once and in publish order per channel for one publisher. Listener callbacks
-run on the event loop and must not block: they hand work to a queue and return.
+run on the event loop and must not block: they hand work to a queue and return. Each bus times
+its publishes and deliveries into the app's metrics (docs/metrics.md#prometheus-metrics).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+
+from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Payload = dict[str, Any]
@@ -40,9 +43,14 @@ class Listening:
 
 
 class Bus(abc.ABC):
-    """Fan-out of small JSON payloads by channel name."""
+    """Fan-out of small JSON payloads by channel name.
 
-    def __init__(self) -> None:
+    Args:
+        metrics: the app's instruments; a private set when omitted (tools, tests).
+    """
+
+    def __init__(self, *, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics()
         self._listeners: dict[str, set[Listening]] = {}
         self._reconnect_callbacks: list[ReconnectCallback] = []
 
@@ -133,12 +141,16 @@ class BusUnavailable(Exception):
     """The broker cannot be reached."""
 
 
-def create_bus(redis_url: str | None, *, node: str = "warmline") -> Bus:
+def create_bus(
+    redis_url: str | None, *, node: str = "warmline", metrics: Metrics | None = None
+) -> Bus:
     """The Redis bus when a URL is given, else the in-process one."""
     if redis_url:
         from app.bus.redis import RedisBus  # noqa: PLC0415 - redis is only imported when used
 
-        return RedisBus(redis_url, client_name=f"warmline:{node}".replace(" ", "_"))
+        return RedisBus(
+            redis_url, client_name=f"warmline:{node}".replace(" ", "_"), metrics=metrics
+        )
     from app.bus.memory import MemoryBus  # noqa: PLC0415
 
-    return MemoryBus()
+    return MemoryBus(metrics=metrics)

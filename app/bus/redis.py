@@ -5,6 +5,11 @@ local listener of a channel subscribes upstream and the last one unsubscribes. I
 away the listener task reconnects with backoff, re-subscribes, and calls the reconnect
 callbacks so that sockets catch up from the store (notices sent meanwhile are lost: Redis
 pub/sub keeps nothing). Must not hold state that outlives a notice.
+
+Each payload travels with the publisher's wall-clock time under `SENT_AT`, removed before the
+listeners see it: the receiving node observes publish-to-receipt latency (skewed by the hosts'
+clock difference across hosts; keep them on NTP). A node without this key in its payloads (an
+older version, during a rolling deploy) is simply not measured.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -21,6 +27,7 @@ from redis.exceptions import RedisError
 from typing_extensions import override
 
 from app.bus.base import Bus, BusUnavailable, Payload
+from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +39,14 @@ SUBSCRIBE_CONFIRM_TIMEOUT = 5.0
 # Commands on the publishing connection fail after this long instead of hanging a frame handler.
 COMMAND_TIMEOUT = 3.0
 KEY_PREFIX = "warmline:"
+SENT_AT = "_sent_at"  # the publisher's time.time(), for warmline_bus_delivery_seconds
 
 
 class RedisBus(Bus):
-    def __init__(self, url: str, *, client_name: str = "warmline") -> None:
-        super().__init__()
+    def __init__(
+        self, url: str, *, client_name: str = "warmline", metrics: Metrics | None = None
+    ) -> None:
+        super().__init__(metrics=metrics)
         self.url = url
         self.client_name = client_name
         self._client: aioredis.Redis | None = None
@@ -91,10 +101,15 @@ class RedisBus(Bus):
     @override
     async def publish(self, channel: str, payload: Payload) -> None:
         assert self._client is not None  # noqa: S101
+        started = time.perf_counter()
         try:
-            await self._client.publish(self._key(channel), orjson.dumps(payload))
+            await self._client.publish(
+                self._key(channel), orjson.dumps({**payload, SENT_AT: time.time()})
+            )
         except (RedisError, OSError) as exc:
+            self.metrics.bus_publish_failures.inc()
             raise BusUnavailable(str(exc)) from exc
+        self.metrics.bus_publish.observe(time.perf_counter() - started)
 
     @override
     async def ping(self) -> None:
@@ -198,4 +213,9 @@ class RedisBus(Bus):
                 except orjson.JSONDecodeError:
                     log.warning("dropping a malformed bus payload on %s", channel)
                     continue
+                if isinstance(payload, dict):
+                    sent_at = payload.pop(SENT_AT, None)
+                    if isinstance(sent_at, int | float):
+                        # Clock skew between hosts can make it negative: count it as 0.
+                        self.metrics.bus_delivery.observe(max(time.time() - sent_at, 0.0))
                 self._dispatch(channel, payload)

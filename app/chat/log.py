@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.events import StoredEvent
+from app.store.db import after_commit
 from app.store.models import Conversation, ConversationEvent, SenderType, Visibility
 from app.webhooks import outbox
 from app.webhooks.events import StoredFacts
@@ -45,6 +46,8 @@ def append_event(
     )
     session.add(row)
     stored = StoredEvent.of(row)
+    # Counted once committed (docs/metrics.md#prometheus-metrics); a rollback counts nothing.
+    after_commit(session, lambda m: m.event_committed(kind, sender_type.value, stored.body))
     outbox.record(
         session,
         StoredFacts(

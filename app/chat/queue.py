@@ -27,6 +27,7 @@ from app.routing import repository as routing_repository
 from app.routing import service as routing_service
 from app.routing.policy import RoutingPolicy, step_in_force
 from app.routing.service import OfferPolicy
+from app.store.db import after_commit
 from app.store.models import (
     Agent,
     Conversation,
@@ -150,6 +151,9 @@ async def try_assign(
     if claim is None:
         return Outcome()
     chosen = claim.agents if not offers.auto_accept else claim.agents[:1]
+    if conversation.waiting_since is not None:
+        latency = (now - conversation.waiting_since).total_seconds()
+        after_commit(session, lambda m: m.assignment_latency.observe(max(latency, 0.0)))
     # Why this agent: stored with the chat, so "why did this chat go to Bob?" has an answer.
     decided = append_event(
         session,
@@ -230,6 +234,9 @@ async def hand_over(
     if agent.role is not Role.AGENT:
         # Only supervisors and admins barge in; routing's many assignments skip the update.
         await participants.end_for(session, conversation, agent.id, now=now)
+    if conversation.state is ConversationState.QUEUED and conversation.waiting_since is not None:
+        waited = (now - conversation.waiting_since).total_seconds()
+        after_commit(session, lambda m: m.queue_wait.observe(max(waited, 0.0)))
     hold(conversation, agent, now=now)
     ref = agent_ref(agent)
     body: dict[str, Any] = {"agent": ref, "epoch": conversation.assignment_epoch}

@@ -86,10 +86,13 @@ class Connection:
         self._closed = asyncio.Event()
         self._close_lock = asyncio.Lock()
         self.include_internal = role == "agent"
+        self._counted = False  # in warmline_connections (past the hello)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # This socket's task and the tasks it starts log with its id (docs/operations.md#logging).
+        structlog.contextvars.bind_contextvars(connection_id=uuid.uuid4().hex)
         try:
             if not self._origin_allowed():
                 await self.ws.accept()
@@ -105,6 +108,8 @@ class Connection:
                 await self._close_now(error.close_code or p.CLOSE_INTERNAL, error)
                 return
             self.hub.connections.add(self)
+            self.hub.db.metrics.connections.labels(self.role).inc()
+            self._counted = True
             self._writer = asyncio.create_task(self._write_loop(), name="realtime.writer")
             await self._read_loop()
         except WebSocketDisconnect:
@@ -114,6 +119,9 @@ class Connection:
 
     async def _cleanup(self) -> None:
         self.hub.connections.discard(self)
+        if self._counted:
+            self._counted = False
+            self.hub.db.metrics.connections.labels(self.role).dec()
         self._closed.set()
         if self._writer is not None:
             self._writer.cancel()
@@ -223,7 +231,11 @@ class Connection:
                 "The chat service cannot reach its database; retry soon."
             ) from None
         assert self.actor is not None  # noqa: S101 - set by _authenticate
-        structlog.contextvars.bind_contextvars(role=self.role, actor_id=str(self.actor.id))
+        actor_id = str(self.actor.id)
+        # `agent_id` or `visitor_id` too, so log searches use the same key as the REST API.
+        structlog.contextvars.bind_contextvars(
+            role=self.role, actor_id=actor_id, **{f"{self.role}_id": actor_id}
+        )
         try:
             await self._welcome(frame.resume)
         except (ServiceUnavailable, BusUnavailable):
@@ -707,18 +719,34 @@ class Connection:
                 self._reply_error(error)
                 continue
             ref = getattr(frame, "client_msg_id", None)
-            try:
-                await self._handle(frame)
-            except WarmlineError as error:
-                self._reply_error(error, ref=ref)
-                if error.close_code is not None:
-                    await self._drain_then_close(error.close_code, f"{error.code}: {error.message}")
-                    return
-            except Exception:
-                log.exception("frame handler failed")
-                self._reply_error(
-                    _Internal("Something went wrong on the server; try again."), ref=ref
-                )
+            conversation = self._conversation_of(frame)
+            with structlog.contextvars.bound_contextvars(
+                **({} if conversation is None else {"conversation_id": conversation})
+            ):
+                try:
+                    await self._handle(frame)
+                except WarmlineError as error:
+                    self._reply_error(error, ref=ref)
+                    if error.close_code is not None:
+                        await self._drain_then_close(
+                            error.close_code, f"{error.code}: {error.message}"
+                        )
+                        return
+                except Exception:
+                    log.exception("frame handler failed")
+                    self._reply_error(
+                        _Internal("Something went wrong on the server; try again."), ref=ref
+                    )
+
+    def _conversation_of(self, frame: p.ClientFrame) -> str | None:
+        """The conversation a frame is about, for its log lines: the one it names, else a
+        visitor's only conversation on this socket."""
+        named = getattr(frame, "conversation_id", None)
+        if named is not None:
+            return str(named)
+        if self.role == "visitor" and len(self.following) == 1:
+            return str(next(iter(self.following)))
+        return None
 
     async def _drain_then_close(self, code: int, reason: str) -> None:
         # Give the writer a moment to send the error frame before the close.

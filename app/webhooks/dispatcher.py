@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__
 from app.config import Settings
 from app.errors import ServiceUnavailable
-from app.store.db import Database
+from app.store.db import Database, after_commit
 from app.store.models import WebhookDelivery, WebhookDeliveryStatus
 from app.webhooks import repository, schedule, signing, subscriptions, urls
 from app.webhooks.repository import Claimed
@@ -209,11 +209,14 @@ class Dispatcher:
                 row.status = WebhookDeliveryStatus.DELIVERED
                 row.delivered_at = now
                 row.next_attempt_at = None
+                after_commit(session, lambda m: m.webhook_attempts.labels("delivered").inc())
                 return True
             retry_at = schedule.next_attempt(
                 attempts=row.attempts, now=now, base_seconds=self.retry_base, jitter=jitter
             )
             row.next_attempt_at = retry_at
+            outcome = "failed" if retry_at is None else "retrying"
+            after_commit(session, lambda m: m.webhook_attempts.labels(outcome).inc())
             if retry_at is None:
                 row.status = WebhookDeliveryStatus.FAILED
             # The later events of the conversation wait behind this one (or, when it has

@@ -1,0 +1,185 @@
+"""`/metrics` read by Prometheus's own parser after real chats, the metrics token, and the request
+id on responses and in log lines (docs/metrics.md#prometheus-metrics, docs/operations.md#metrics).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Backend
+from tests.e2e.harness import Client, Server, create_agent
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(server: Server, token: str | None = None) -> Samples:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        response = await http.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def json_lines(server: Server) -> list[dict[str, Any]]:
+    lines = []
+    for line in server.output:
+        if line.startswith("{"):
+            lines.append(orjson.loads(line))
+    return lines
+
+
+async def two_chats(server: Server, backend: Backend) -> tuple[Client, Client, Client, str]:
+    """Ann (billing) declines Wes's billing chat, which waits; she accepts Sue's, answers once,
+    Sue writes again and Ann escalates (nobody to offer it to). Returns Ann, Wes, Sue, Sue's
+    conversation id."""
+    ann = await Client.agent(server, await create_agent(backend, name="Ann", skills={"billing": 5}))
+    await ann.connect()
+    wes = await Client.visitor(server, name="Wes")
+    await wes.connect()
+    first = await wes.message("my invoice total looks odd", skill="billing")
+    offer = await ann.next("offer", conversation_id=first["conversation_id"])
+    await ann.send({"type": "decline", "offer_id": offer["offer_id"]})
+    await ann.next("offer_withdrawn", offer_id=offer["offer_id"])
+
+    sue = await Client.visitor(server, name="Sue")
+    await sue.connect()
+    chat = (await sue.message("hello there"))["conversation_id"]
+    offer = await ann.next("offer", conversation_id=chat)
+    await ann.send({"type": "accept", "offer_id": offer["offer_id"]})
+    await sue.event("agent.joined")
+    await ann.message("Hi Sue, how can I help?", conversation_id=chat)
+    await sue.message("thanks, a question on delivery")
+    await ann.send({"type": "escalate", "conversation_id": chat, "reason": "policy"})
+    await ann.next("transfer_started")
+    return ann, wes, sue, chat
+
+
+def check_process_figures(samples: Samples, backend: Backend) -> None:
+    assert value(samples, "warmline_messages_total", sender="visitor") == 3
+    assert value(samples, "warmline_messages_total", sender="agent") == 1
+    assert value(samples, "warmline_offers_made_total") == 2
+    assert value(samples, "warmline_offers_declined_total") == 1
+    assert value(samples, "warmline_offers_expired_total") == 0
+    assert value(samples, "warmline_escalations_total", by="agent") == 1
+    assert value(samples, "warmline_transfers_total", kind="escalation") == 0  # nobody online
+    assert value(samples, "warmline_conversation_events_total", kind="conversation.opened") == 2
+    assert value(samples, "warmline_connections", role="visitor") == 2
+    assert value(samples, "warmline_connections", role="agent") == 1
+    # Two routing decisions (one per chat), one chat taken from the queue.
+    assert value(samples, "warmline_assignment_latency_seconds_count") == 2
+    assert value(samples, "warmline_queue_wait_seconds_count") == 1
+    assert value(samples, "warmline_db_statement_seconds_count") > 0
+    assert value(samples, "warmline_db_transaction_seconds_count", mode="write") > 0
+    assert value(samples, "warmline_bus_publish_seconds_count") > 0
+    delivered = value(samples, "warmline_bus_delivery_seconds_count")
+    assert (delivered > 0) if backend.redis_url else (delivered == 0)  # in-process: a call
+
+
+def check_cluster_figures(samples: Samples) -> None:
+    """Read from the database: the declined chat waits (never offered back to Ann)."""
+    assert value(samples, "warmline_cluster_figures_up") == 1
+    assert value(samples, "warmline_queue_depth", skill="billing") == 1
+    assert value(samples, "warmline_queue_depth", skill="") == 0
+    assert value(samples, "warmline_queue_oldest_wait_seconds", skill="billing") > 0
+    assert value(samples, "warmline_queue_oldest_wait_seconds", skill="") == 0
+    assert value(samples, "warmline_conversations_open", state="queued") == 1
+    assert value(samples, "warmline_conversations_open", state="assigned") == 1
+    assert value(samples, "warmline_agents", status="online") == 1
+
+
+def no_errors_logged(server: Server) -> None:
+    # The harness looks for "[error" in readable lines; in JSON it is a field.
+    assert not [line for line in json_lines(server) if line["level"] in ("error", "critical")]
+
+
+class TestMetrics:
+    async def test_a_chat_is_counted_exactly(self, backend: Backend) -> None:
+        """One chat declined and left waiting, one accepted, answered and escalated: the parsed
+        exposition has exactly those messages, offers, connections, queue and agents."""
+        server = await Server(
+            backend,
+            heartbeat_timeout="60",
+            offer_auto_accept="false",
+            log_json="true",
+            # Logs a warning for each visitor message: a log line written while handling a frame.
+            sentiment_scorer="tests.e2e.plugins:FailingScorer",
+        ).start()
+        try:
+            ann, wes, sue, chat = await two_chats(server, backend)
+            samples = await scrape(server)
+            check_process_figures(samples, backend)
+            check_cluster_figures(samples)
+            await sue.close()
+            await ann.close()
+            samples = await scrape(server)
+            assert value(samples, "warmline_connections", role="visitor") == 1
+            assert value(samples, "warmline_connections", role="agent") == 0
+            await wes.close()
+        finally:
+            await server.stop()
+        no_errors_logged(server)
+        # A frame's log lines carry its conversation and its socket's actor and connection.
+        about_chat = [
+            line
+            for line in json_lines(server)
+            if line["event"].startswith("sentiment scorer") and line.get("conversation_id") == chat
+        ]
+        assert about_chat
+        assert all(re.fullmatch(r"[0-9a-f]{32}", line["connection_id"]) for line in about_chat)
+        by_visitor = [line for line in about_chat if line["role"] == "visitor"]
+        assert by_visitor
+        assert by_visitor[0]["visitor_id"] == by_visitor[0]["actor_id"]
+
+    async def test_token_and_request_ids(self, backend: Backend) -> None:
+        """With a metrics token, a scrape without it is refused (401 problem); every response
+        carries a request id, echoed when well-formed, which the access log line names."""
+        server = await Server(
+            backend, heartbeat_timeout="60", metrics_token="scrape-me", log_json="true"
+        ).start()
+        try:
+            async with httpx.AsyncClient(base_url=server.http) as http:
+                refused = await http.get("/metrics")
+                assert refused.status_code == 401
+                assert refused.headers["content-type"] == "application/problem+json"
+                assert refused.json()["code"] == "metrics_token_required"
+                assert re.fullmatch(r"[0-9a-f]{32}", refused.headers["x-request-id"])
+                wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+                assert wrong.status_code == 401
+
+                missing = await http.get(
+                    "/api/v1/no-such-thing", headers={"X-Request-Id": "edge-7f3a:01"}
+                )
+                assert missing.status_code == 404
+                assert missing.headers["x-request-id"] == "edge-7f3a:01"
+                unsafe = await http.get("/healthz", headers={"X-Request-Id": "a b\tc" + "x" * 200})
+                assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["x-request-id"])
+            samples = await scrape(server, token="scrape-me")
+            assert value(samples, "warmline_connections", role="visitor") == 0
+
+            access = [
+                line
+                for line in json_lines(server)
+                if line.get("request_id") == "edge-7f3a:01" and line["logger"] == "uvicorn.access"
+            ]
+            assert len(access) == 1
+            assert "/api/v1/no-such-thing" in access[0]["event"]
+        finally:
+            await server.stop()
+        no_errors_logged(server)
