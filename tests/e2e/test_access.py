@@ -147,6 +147,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/webhooks/{webhook_id}/test"): ADMIN,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,  # open unless WARMLINE_METRICS_TOKEN: tests/e2e/test_metrics.py
 }
 
 
