@@ -199,6 +199,7 @@ OTHER_PURE_MODULES = (
     "app/webhooks/schedule.py",
     "app/webhooks/urls.py",
     "app/reports/measures.py",
+    "app/reports/figures.py",
 )
 
 

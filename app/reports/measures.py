@@ -69,7 +69,7 @@ class Measures:
     closed_by: str  # "visitor", "agent" or "system"
     offline: bool  # arrived while nobody could take it (`conversation.offline`)
     handled: bool  # assigned to an agent at least once
-    answered: bool  # an agent wrote to the visitor (not offline)
+    answered: bool  # an agent wrote to the visitor after their first message
     abandoned: bool  # queued, never assigned, and the visitor (or the system) closed it
     queue_wait_ms: int | None
     first_response_ms: int | None
@@ -213,7 +213,8 @@ def measure(events: Sequence[Event], *, sla_target_seconds: int) -> Measures:
             sla_met = first_response_ms <= sla_target_seconds * 1000
         elif asked is not None and _ms(asked, closed.at) > sla_target_seconds * 1000:
             sla_met = False  # the target passed without an answer
-    answered = first_response_ms is not None
+    # An agent wrote to the visitor: offline messages answered later included.
+    answered = reply is not None
     abandoned = (
         not offline
         and not handled

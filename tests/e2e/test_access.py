@@ -108,6 +108,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("PATCH", "/api/v1/routing/policy"): ADMIN,
     ("GET", "/api/v1/escalations"): STAFF_READ,
     ("GET", "/api/v1/reports/transfers"): STAFF_READ,
+    ("GET", "/api/v1/reports/conversations"): STAFF_READ,
     ("GET", "/api/v1/attachments/limits"): PUBLIC,
     ("POST", "/api/v1/attachments"): SESSION,
     ("GET", "/api/v1/attachments/{attachment_id}"): Rule("session", "transcripts:read"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,13 +51,21 @@ class Desk:
         async with self.db.write() as session:
             return await work(session)
 
-    async def skill(self, slug: str, *, target_seconds: int = 60, percent: int = 80) -> int:
+    async def skill(
+        self,
+        slug: str,
+        *,
+        target_seconds: int = 60,
+        percent: int = 80,
+        hours: dict[str, Any] | None = None,
+    ) -> int:
         async def work(session: AsyncSession) -> int:
             row = Skill(
                 slug=slug,
                 name=slug.title(),
                 sla_first_response_seconds=target_seconds,
                 sla_target_percent=percent,
+                business_hours=hours,
             )
             session.add(row)
             await session.flush()
@@ -186,10 +194,17 @@ class Desk:
 
         await self.unit(accept)
 
-    async def close(self, who: Actor, conversation_id: uuid.UUID, at: float) -> None:
+    async def close(
+        self, who: Actor, conversation_id: uuid.UUID, at: float, tags: list[str] | None = None
+    ) -> None:
         async def work(session: AsyncSession) -> None:
             await chat_service.close(
-                session, actor=who, conversation_id=conversation_id, now=self.at(at), offers=OFFERS
+                session,
+                actor=who,
+                conversation_id=conversation_id,
+                now=self.at(at),
+                offers=OFFERS,
+                tags=tags,
             )
 
         await self.unit(work)
