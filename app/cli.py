@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import keys as key_service
 from app.auth.tokens import hash_password
 from app.config import Settings
+from app.logging import configure as configure_logging
 from app.metrics import MULTIPROC_ENV
 from app.store.db import Database, SchemaOutdated, alembic_config
 from app.store.models import Agent, AgentSkill, ApiKey, CannedResponse, Role, Skill
@@ -193,6 +194,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         except SchemaOutdated as exc:
             print(f"warmline: {exc}", file=sys.stderr)
             return 2
+    # Under --workers this process only supervises; its own lines ("Uvicorn running on …",
+    # workers started and restarted) are worth as much as the workers'.
+    configure_logging(settings.log_level, json=settings.log_json)
     with _shared_metrics(args.workers):
         uvicorn.run(
             "app.main:create_app",

@@ -67,6 +67,8 @@ class Server:
         self._drain: asyncio.Task[None] | None = None
         # Every client made for this server, so that stop() leaves no socket open behind it.
         self.clients: list[Client] = []
+        # More `warmline serve` flags, such as ["--workers", "2"].
+        self.serve_args: list[str] = []
 
     @property
     def http(self) -> str:
@@ -86,6 +88,7 @@ class Server:
             "127.0.0.1",
             "--port",
             "0",
+            *self.serve_args,
             cwd=ROOT,
             env=self.env,
             stdout=asyncio.subprocess.DEVNULL,

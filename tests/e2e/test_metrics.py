@@ -4,6 +4,7 @@ id on responses and in log lines (docs/metrics.md#prometheus-metrics, docs/opera
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -183,3 +184,39 @@ class TestMetrics:
         finally:
             await server.stop()
         no_errors_logged(server)
+
+
+async def test_workers_report_the_whole_serve(postgres_backend: Backend) -> None:
+    """Under `serve --workers 2` whichever worker answers a scrape reports both workers'
+    sockets and messages (prometheus_client's multiprocess mode), however the kernel spread the
+    connections between them."""
+    server = Server(postgres_backend, heartbeat_timeout="60", log_json="true")
+    server.serve_args = ["--workers", "2"]
+    await server.start()
+    try:
+        # The supervisor says "running" once the port is bound; the workers listen after.
+        for _ in range(200):
+            if sum("Application startup complete" in line for line in server.output) == 2:
+                break
+            await asyncio.sleep(0.1)
+        visitors = [await Client.visitor(server, name=f"V{n}") for n in range(4)]
+        for visitor in visitors:
+            await visitor.connect()
+            await visitor.message("hello")
+        # Usually spread over both workers (the kernel chooses): the node names differ.
+        nodes = {visitor.welcome["node"] for visitor in visitors}
+        print(f"sockets on {len(nodes)} worker(s)")  # noqa: T201 - shown when the test fails
+        for _ in range(6):
+            samples = await scrape(server)
+            assert value(samples, "warmline_connections", role="visitor") == 4
+            assert value(samples, "warmline_messages_total", sender="visitor") == 4
+            assert value(samples, "warmline_queue_depth", skill="") == 0  # offline: nobody on
+            assert value(samples, "warmline_conversations_open", state="offline") == 4
+            assert ("process_cpu_seconds_total", frozenset()) not in samples
+        for visitor in visitors:
+            await visitor.close()
+        samples = await scrape(server)
+        assert value(samples, "warmline_connections", role="visitor") == 0
+    finally:
+        await server.stop()
+    no_errors_logged(server)
