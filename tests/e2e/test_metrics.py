@@ -13,12 +13,15 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.store.models import Role
 from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
+from tests.e2e.webhook_receiver import Receiver, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+WEBHOOKS = "warmline_webhook_attempts_total"
 
 
 async def scrape(server: Server, token: str | None = None) -> Samples:
@@ -184,6 +187,39 @@ class TestMetrics:
         finally:
             await server.stop()
         no_errors_logged(server)
+
+    async def test_webhook_attempts_by_outcome(self, backend: Backend) -> None:
+        """An endpoint that answers 500 once and then 200: one attempt counted as retrying,
+        one as delivered, none failed."""
+        server = await Server(backend, heartbeat_timeout="60", webhook_retry_base="0.05").start()
+        try:
+            admin = await create_agent(backend, name="Root", role=Role.ADMIN, capacity=0)
+            token = (await Client.agent(server, admin)).token
+            async with (
+                Receiver(plan=[500]) as receiver,
+                httpx.AsyncClient(
+                    base_url=server.http, headers={"Authorization": f"Bearer {token}"}
+                ) as http,
+            ):
+                created = await http.post(
+                    "/api/v1/webhooks", json={"url": receiver.url, "events": ["message.created"]}
+                )
+                assert created.status_code == 201, created.text
+                visitor = await Client.visitor(server)
+                await visitor.connect()
+                await visitor.message("is anyone there?")
+                await wait_for(lambda: bool(receiver.ok()), what="the delivery")
+
+                async def recorded() -> bool:
+                    samples = await scrape(server)
+                    return value(samples, WEBHOOKS, outcome="delivered") == 1
+
+                await wait_for(recorded, what="the delivery's result recorded")
+            samples = await scrape(server)
+            assert value(samples, WEBHOOKS, outcome="retrying") == 1
+            assert value(samples, WEBHOOKS, outcome="failed") == 0
+        finally:
+            await server.stop()
 
 
 async def test_workers_report_the_whole_serve(postgres_backend: Backend) -> None:
