@@ -7,7 +7,8 @@ the route is about the team (only supervisors and admins, or a key with the scop
 stays for what only a person at the console does (canned responses, their own context).
 
 `describe_access(router)` writes each route's requirement into the OpenAPI document
-(`x-warmline-access` and a line of the description), from the same objects that enforce it.
+(`x-warmline-access`, a line of the description, and the 401, 403 and 429 it may answer), from
+the same objects that enforce it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from app.api.deps import BearerDep, NowDep, SessionDep
+from app.api.errors import responses
 from app.api.ratelimit import enforce
 from app.auth import keys as key_service
 from app.auth import service as auth_service
@@ -162,5 +164,7 @@ def describe_access(router: APIRouter) -> None:
         extra = dict(route.openapi_extra or {})
         extra["x-warmline-access"] = [need.describe() for need in needs]
         route.openapi_extra = extra
+        # No credential or a dead one, a live one without the scope, a key over its budget.
+        route.responses = {**responses(401, 403, 429), **route.responses}
         lines = " ".join(need.sentence() for need in needs)
         route.description = f"{route.description}\n\n{lines}" if route.description else lines

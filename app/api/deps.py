@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,8 +59,23 @@ async def unit(db: Database, *, write: bool = True) -> AsyncIterator[AsyncSessio
             yield session
     except DataError as exc:
         raise InvalidData("The database refused a value in this request.") from exc
-    except (OperationalError, DBAPIError, OSError, PoolTimeout) as exc:
+    except DBAPIError as exc:
+        if refused_value(exc):
+            raise InvalidData("The database refused a value in this request.") from exc
         raise ServiceUnavailable("The database cannot be reached; try again shortly.") from exc
+    except (OSError, PoolTimeout) as exc:
+        raise ServiceUnavailable("The database cannot be reached; try again shortly.") from exc
+
+
+def refused_value(exc: DBAPIError) -> bool:
+    """Whether the error is a value refused (SQLSTATE class 22, data exception), not an outage.
+
+    asyncpg refuses an argument it cannot encode (a number past its column's type) before
+    sending it, and SQLAlchemy wraps that as a plain `DBAPIError`, not a `DataError`; asking the
+    same again fails the same way, so it must not be a 503 that invites a retry.
+    """
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 # scope="function": the commit happens before the response is sent, so a client never holds a

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
@@ -361,6 +361,13 @@ _DOWNLOAD_DESCRIPTION = (
     "otherwise) carrying its name. `ETag` is its SHA-256."
 )
 
+# The file is served with its own type (found from its content when it was uploaded), one of
+# those `GET /attachments/limits` lists: the document cannot name it in advance.
+_FILE: dict[str, Any] = {
+    "description": "The file, with the type found from its content.",
+    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+}
+
 
 @router.get(
     "/{attachment_id}",
@@ -369,7 +376,7 @@ _DOWNLOAD_DESCRIPTION = (
     "of conversations they may read; supervisors and admins, and API keys with "
     "`transcripts:read`, any file sent in a conversation.",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, **responses(401, 403, 404, 503)},
+    responses={200: _FILE, **responses(401, 403, 404, 422, 429, 503)},
 )
 async def download_as_agent(
     request: Request, attachment_id: uuid.UUID, credentials: BearerDep, now: NowDep
@@ -384,7 +391,7 @@ async def download_as_agent(
     description=_DOWNLOAD_DESCRIPTION + " A visitor may download their own uploads and every "
     "file sent in their conversations.",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, **responses(401, 403, 404, 503)},
+    responses={200: _FILE, **responses(401, 403, 404, 422, 503)},
 )
 async def download_as_visitor(
     request: Request, attachment_id: uuid.UUID, credentials: BearerDep, now: NowDep

@@ -69,7 +69,7 @@ async def login(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End the current session",
-    responses=responses(401, 503),
+    responses=responses(401, 403, 503),
 )
 async def logout(
     _agent: CurrentAgent, credentials: BearerDep, session: SessionDep, now: NowDep
@@ -78,6 +78,6 @@ async def logout(
     await auth_service.logout(session, token=credentials.credentials, now=now)
 
 
-@router.get("/me", summary="The agent behind the session token", responses=responses(401, 503))
+@router.get("/me", summary="The agent behind the session token", responses=responses(401, 403, 503))
 async def me(agent: CurrentAgent) -> AgentOut:
     return agent_out(agent)

@@ -134,7 +134,7 @@ async def _skill_id(session: SessionDep, slug: str | None) -> int | None:
     summary="Canned responses to pick from",
     description="Those of the chat's skill (`skill`) first, then those of the agent's own "
     "skills, then the rest; by shortcut within each group. Any agent.",
-    responses=responses(401, 422, 503),
+    responses=responses(401, 403, 422, 503),
 )
 async def list_canned(
     agent: CurrentAgent,
@@ -165,7 +165,7 @@ async def list_canned(
     description="Variables are filled from the conversation, its visitor and skill, and the "
     "agent asking. An agent may render for a conversation they may read (they hold or held "
     "it, or are offered its transfer); supervisors and admins for any.",
-    responses=responses(401, 404, 422, 503),
+    responses=responses(401, 403, 404, 422, 503),
 )
 async def render_canned(
     canned_id: CannedIdPath,

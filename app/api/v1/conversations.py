@@ -85,7 +85,7 @@ class OfflineConversation(BaseModel):
     "hours, nobody online for their skill), oldest first. An agent takes one with the `take` "
     "frame of `/ws/v1/agent`. Agents see those of their skills and those without a skill; "
     "supervisors and admins see all.",
-    responses=responses(401, 503),
+    responses=responses(401, 403, 422, 503),
 )
 async def offline_conversations(
     agent: CurrentAgent,
@@ -133,7 +133,7 @@ async def readable_conversation(
     summary="Why a conversation went to whom",
     description="Supervisors and admins may ask about any conversation; an agent about the "
     "conversations they hold or held.",
-    responses=responses(401, 404, 503),
+    responses=responses(401, 403, 404, 422, 503),
 )
 async def routing_explanation(
     conversation_id: uuid.UUID, agent: CurrentAgent, session: SessionDep, now: NowDep
@@ -295,7 +295,7 @@ class ConversationContextOut(BaseModel):
     "context summary, the supervisors present and the visitor's earlier conversations. "
     "Supervisors and admins may ask about any conversation; an agent about those they hold or "
     "held, or are offered the transfer of.",
-    responses=responses(401, 404, 422, 503),
+    responses=responses(401, 403, 404, 422, 503),
 )
 async def conversation_context(
     conversation_id: uuid.UUID, agent: CurrentAgent, session: SessionDep

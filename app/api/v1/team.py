@@ -145,7 +145,7 @@ def _levels(line: AgentLine) -> list[SkillLevel]:
     summary="The team and the queues",
     description="Active agents with their status, connection, load and skills, and each "
     "skill's queue: what a transfer dialog needs. Any agent.",
-    responses=responses(401, 503),
+    responses=responses(401, 403, 503),
 )
 async def get_team(_agent: CurrentAgent, session: SessionDep, now: NowDep) -> Team:
     team = await oversight.team(session, now=now)

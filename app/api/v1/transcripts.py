@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.access import Principal, Requires
 from app.api.deps import SessionDep, get_db, unit
 from app.api.errors import responses
+from app.api.v1.admin_agents import MAX_ROW_ID
 from app.api.v1.transcript_schemas import (
     EVENT_EXAMPLE,
     ITEM_EXAMPLE,
@@ -165,7 +166,9 @@ async def list_conversations(  # noqa: PLR0917 - FastAPI passes the query parame
     agent_id: Annotated[
         uuid.UUID | None, Query(description="Conversations this agent holds or ever held.")
     ] = None,
-    skill_id: Annotated[int | None, Query()] = None,
+    skill_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="Conversations needing this skill.")
+    ] = None,
     tag: Annotated[
         list[str] | None,
         Query(max_length=MAX_TAG_CHARS, description="Repeat to require every tag given."),

@@ -42,7 +42,12 @@ EventType = Literal[
 ]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 WebhookIdPath = Annotated[uuid.UUID, Path(description="The endpoint's id.")]
-DeliveryIdPath = Annotated[int, Path(description="The delivery's id, from the log.")]
+# Delivery ids are 64-bit (BIGINT): a larger number names nothing, and the database could not
+# even compare it.
+MAX_DELIVERY_ID = 2**63 - 1
+DeliveryIdPath = Annotated[
+    int, Path(ge=1, le=MAX_DELIVERY_ID, description="The delivery's id, from the log.")
+]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 PAGE_DEFAULT = 50
 PAGE_MAX = 100
@@ -191,7 +196,7 @@ def _encode_cursor(delivery_id: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw[:1] != "d" or not raw[1:].isdigit():
+        if raw[:1] != "d" or not raw[1:].isdigit() or int(raw[1:]) > MAX_DELIVERY_ID:
             raise ValueError(raw)
         return int(raw[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
