@@ -22,7 +22,7 @@ from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Depends, Path, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 from pydantic.config import JsonDict
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -141,6 +141,21 @@ class AgentSkillIn(RequestBody):
 
 
 class AgentCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "lee@example.com",
+                    "name": "Lee Park",
+                    "password": "a long passphrase",
+                    "role": "agent",
+                    "capacity": 4,
+                    "skills": [{"skill_id": 1, "proficiency": 4}],
+                }
+            ]
+        }
+    )
+
     email: Annotated[EmailStr, Field(max_length=254, examples=["lee@example.com"])]
     name: Annotated[Name, Field(examples=["Lee Park"], description="Shown to visitors.")]
     password: Annotated[
@@ -160,6 +175,12 @@ class AgentCreate(RequestBody):
 
 class AgentUpdate(RequestBody):
     """Only the fields sent are changed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"role": "supervisor", "capacity": 6}, {"is_active": False}]
+        }
+    )
 
     name: Name | None = patch_field()
     role: Role | None = patch_field()
@@ -181,6 +202,14 @@ class AgentUpdate(RequestBody):
 
 
 class AgentSkillsIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"skills": [{"skill_id": 1, "proficiency": 5}, {"skill_id": 2, "proficiency": 2}]}
+            ]
+        }
+    )
+
     skills: Annotated[
         list[AgentSkillIn],
         Field(max_length=MAX_AGENT_SKILLS, description="The agent's whole list of skills."),

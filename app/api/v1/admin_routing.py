@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,6 +77,24 @@ class StepIn(RequestBody):
 
 
 class EscalationIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "steps": [
+                        {"name": "Any level", "after_seconds": 120, "min_proficiency": 1},
+                        {
+                            "name": "Sales helps",
+                            "after_seconds": 300,
+                            "related_skill_ids": [2],
+                            "include_supervisors": True,
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
     steps: Annotated[
         list[StepIn],
         Field(
@@ -301,6 +319,20 @@ EscalationSeconds = Annotated[
 
 class PolicyUpdate(RequestBody):
     """Only the fields sent are changed. The watchdog thresholds may be null (off)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "offer_mode": "broadcast",
+                    "broadcast_size": 3,
+                    "unanswered_alert_seconds": 60,
+                    "escalation_phrases": ["speak to a manager", "cancel my account"],
+                    "escalate_wait_seconds": None,
+                }
+            ]
+        }
+    )
 
     offer_mode: OfferMode | None = patch_field(
         description="`single`: one agent at a time; `broadcast`: the `broadcast_size` best at "

@@ -14,7 +14,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+from pydantic.config import JsonDict
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,7 +48,7 @@ MAX_KEYWORDS = 200
 MAX_PAGE_PATTERNS = 50
 _WORD = re.compile(r"\w")
 
-HOURS_EXAMPLE = {
+HOURS_EXAMPLE: JsonDict = {
     "timezone": "Europe/Paris",
     "weekly": {
         "mon": [["09:00", "12:30"], ["13:30", "18:00"]],
@@ -125,6 +133,22 @@ class SlugTaken(Conflict):
 
 
 class SkillCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "slug": "billing",
+                    "name": "Billing",
+                    "keywords": ["invoice", "refund"],
+                    "page_patterns": ["/billing*"],
+                    "business_hours": HOURS_EXAMPLE,
+                    "sla_first_response_seconds": 60,
+                    "sla_target_percent": 80,
+                }
+            ]
+        }
+    )
+
     slug: Slug
     name: Annotated[Name, Field(examples=["Billing"])]
     keywords: Keywords = Field(default_factory=list)
@@ -138,6 +162,10 @@ class SkillCreate(RequestBody):
 
 class SkillUpdate(RequestBody):
     """Only the fields sent are changed; `business_hours: null` makes the skill always open."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Billing and refunds", "business_hours": None}]}
+    )
 
     slug: Slug | None = patch_field()
     name: Name | None = patch_field()

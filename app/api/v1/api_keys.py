@@ -80,7 +80,10 @@ class ApiKeyCreate(RequestBody):
 class ApiKeyUpdate(RequestBody):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: KeyName = Field(description="A new name (scopes never change: create another key).")
+    name: KeyName = Field(
+        description="A new name (scopes never change: create another key).",
+        examples=["BI warehouse (nightly)"],
+    )
 
 
 class ScopeOut(BaseModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.api.access import ConversationsRead
 from app.api.body import RequestBody
@@ -50,6 +50,20 @@ class Dispositions(BaseModel):
 
 
 class DispositionsIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dispositions": [
+                        {"code": "resolved", "label": "Resolved"},
+                        {"code": "refund_issued", "label": "Refund issued"},
+                    ],
+                    "required": True,
+                }
+            ]
+        }
+    )
+
     dispositions: Annotated[
         list[Disposition],
         Field(min_length=1, max_length=MAX_DISPOSITIONS, description="The whole list, in order."),

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,6 +88,10 @@ class Transcript(BaseModel):
 
 
 class RatingIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"score": 5, "comment": "Quick and friendly, thanks!"}]}
+    )
+
     score: int = Field(
         ge=1, le=5, strict=True, description="1 (very unhappy) to 5 (very happy), a number."
     )

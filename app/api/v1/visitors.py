@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from app.api.body import RequestBody
 from app.api.deps import NowDep, SessionDep, SettingsDep
@@ -19,6 +19,15 @@ router = APIRouter(prefix="/visitor", tags=["visitors"])
 
 
 class VisitorSessionRequest(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Ada", "email": "ada@example.com", "attributes": {"plan": "pro"}},
+                {"token": "wlv_Hn0kYp…"},
+            ]
+        }
+    )
+
     token: Annotated[
         str | None,
         Field(max_length=256, description="A token held from before: resume that visitor."),

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.api.access import AdminAccess
 from app.api.body import RequestBody
@@ -64,6 +64,18 @@ def _checked_url(value: str) -> str:
 
 
 class WebhookCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": URL_EXAMPLE,
+                    "events": ["conversation.created", "message.created", "conversation.closed"],
+                    "description": "CRM sync",
+                }
+            ]
+        }
+    )
+
     url: str = Field(
         max_length=urls.MAX_URL_LENGTH,
         description="Where events are POSTed: `https://` (or `http://`), no credentials.",
@@ -84,6 +96,10 @@ class WebhookCreate(RequestBody):
 
 
 class WebhookUpdate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"events": ["conversation.closed"]}, {"active": False}]}
+    )
+
     url: str | None = Field(default=None, max_length=urls.MAX_URL_LENGTH, examples=[URL_EXAMPLE])
     events: list[EventType] | None = Field(default=None, min_length=1)
     description: Description | None = None
