@@ -161,9 +161,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.allowed_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
-            # The widget names a downloaded transcript from it.
-            expose_headers=["Content-Disposition"],
+            # X-Request-Id: a page may name its request, and read the id to quote it.
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            # The widget names a downloaded transcript from Content-Disposition.
+            expose_headers=["Content-Disposition", "X-Request-Id"],
             max_age=600,
         )
     api_errors.install(app)

@@ -252,8 +252,10 @@ class TestCors:
                     headers={"Origin": "https://evil.example", **preflight},
                 )
                 assert "access-control-allow-origin" not in bad.headers
-                # A page on the listed origin can read a download's file name.
+                # A page on the listed origin can read a download's file name and the request id.
                 plain = await http.get("/healthz", headers={"Origin": "https://shop.example"})
-                assert plain.headers["access-control-expose-headers"] == "Content-Disposition"
+                assert plain.headers["access-control-expose-headers"] == (
+                    "Content-Disposition, X-Request-Id"
+                )
         finally:
             await server.stop()
