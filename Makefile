@@ -52,10 +52,11 @@ test: check ## set up and run the whole test suite (needs PostgreSQL and Redis, 
 
 test-all: test ## the whole suite (same as test)
 
-bench: install ## the three benchmarks (not tests; needs PostgreSQL and Redis): docs/performance.md
+bench: install ## the benchmarks (not tests; need PostgreSQL and Redis): docs/performance.md
 	$(BIN)/python bench/routing_core.py
 	$(BIN)/python bench/e2e_offer.py
 	$(BIN)/python bench/e2e_message.py
+	$(BIN)/python bench/reports.py
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
