@@ -116,6 +116,11 @@ class TestConversationReport:
             async with api(server, boss) as http:
                 bad: dict[str, Any] = {**DAY, "tz": "Mars/Olympus"}
                 assert invalid(await http.get("/reports/conversations", params=bad)) == {"query.tz"}
+                for zone in ("America", "localtime", "../etc/passwd", ""):
+                    bad = {**DAY, "tz": zone}
+                    assert invalid(await http.get("/reports/conversations", params=bad)) == {
+                        "query.tz"
+                    }, zone
                 bad = {**DAY, "group_by": "week"}
                 assert "query.group_by" in invalid(
                     await http.get("/reports/conversations", params=bad)

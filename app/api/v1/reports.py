@@ -8,11 +8,12 @@ figures kept in `conversation_metrics` (`app/reports`), never the event logs.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
@@ -136,10 +137,16 @@ def _range(
     return since, until
 
 
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+@functools.cache
+def _zones() -> frozenset[str]:
+    # The tz database's zone names, without the machine's own (`localtime`): a report must not
+    # change with the server it runs on, and PostgreSQL must know the name too. A membership
+    # test, not `ZoneInfo(tz)`, which also opens directories ("America") and odd paths.
+    return frozenset(available_timezones() - {"localtime", "posixrules"})
+
+
+def _zone(tz: str) -> None:
+    if tz not in _zones():
         refuse((("query", "tz"), "not an IANA time zone name"))
 
 
