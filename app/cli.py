@@ -220,11 +220,11 @@ def _shared_metrics(workers: int) -> Iterator[None]:
     reads whole when scraped (docs/operations.md#metrics). The variable must be set before the
     workers start: prometheus_client picks its storage at import. The operator's own
     PROMETHEUS_MULTIPROC_DIR is used if set, emptied first (figures of an earlier run would
-    otherwise be added in); else a temporary directory, removed at exit."""
-    if workers <= 1:
+    otherwise be added in, with one worker too); else a temporary directory, removed at exit."""
+    own = os.environ.get(MULTIPROC_ENV)
+    if workers <= 1 and not own:
         yield
         return
-    own = os.environ.get(MULTIPROC_ENV)
     path = Path(own) if own else Path(tempfile.mkdtemp(prefix="warmline-metrics-"))
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):

@@ -179,8 +179,7 @@ class Metrics:
             self.connections.labels(role)  # present at 0 from the start
         for outcome in ("delivered", "retrying", "failed"):
             self.webhook_attempts.labels(outcome)
-        for sender in _SENDERS:
-            self.messages.labels(sender)
+        self._messages_by_sender = {sender: self.messages.labels(sender) for sender in _SENDERS}
         for kind in _TRANSFER_KINDS:
             self.transfers.labels(kind)
         for outcome in _TRANSFER_ENDS.values():
@@ -189,12 +188,17 @@ class Metrics:
             self.escalations.labels(by)
         for mode in ("read", "write"):
             self.db_transaction.labels(mode)
+        self._events_by_kind: dict[str, Counter] = {}
 
     def event_committed(self, kind: str, sender: str, body: Mapping[str, Any]) -> None:
         """Count one conversation event whose transaction has committed."""
-        self.events.labels(kind).inc()
+        # `labels()` takes a lock and builds a key each time: the children are kept by kind.
+        child = self._events_by_kind.get(kind)
+        if child is None:
+            child = self._events_by_kind[kind] = self.events.labels(kind)
+        child.inc()
         if kind == _MESSAGE:
-            self.messages.labels(sender if sender in _SENDERS else "system").inc()
+            self._messages_by_sender.get(sender, self._messages_by_sender["system"]).inc()
         elif kind == _OFFERED:
             self.offers_made.inc()
         elif kind == _OFFER_DECLINED:

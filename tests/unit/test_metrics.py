@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.cli import _shared_metrics
 from app.metrics import (
+    MULTIPROC_ENV,
     ClusterCollector,
     ClusterFigures,
     Metrics,
@@ -139,3 +142,35 @@ class TestPruneDeadWorkers:
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             [f"counter_{dead}.db", f"gauge_livesum_{os.getpid()}.db"]
         )
+
+
+class TestSharedDirectory:
+    """`serve`'s directory for the workers' figures (prometheus_client's multiprocess mode)."""
+
+    def test_workers_get_a_fresh_directory_removed_at_exit(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+        with _shared_metrics(2):
+            path = Path(os.environ[MULTIPROC_ENV])
+            assert path.is_dir()
+            assert not list(path.iterdir())
+        assert not path.exists()
+
+    def test_the_operators_directory_is_emptied_and_kept(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """Figures of an earlier run would be added in: they go, with one worker too."""
+        (tmp_path / "counter_12345.db").write_bytes(b"old")
+        (tmp_path / "notes.txt").write_text("not ours")
+        monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+        with _shared_metrics(1):
+            assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+        assert tmp_path.is_dir()
+
+    def test_one_worker_and_no_directory_is_plain_mode(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+        with _shared_metrics(1):
+            assert MULTIPROC_ENV not in os.environ
