@@ -60,12 +60,17 @@ async def totals(
     zone: str,
     window: timedelta,
     now: datetime,
+    skill_id: int | None = None,
 ) -> dict[str | None, Totals]:
-    """Each group's totals over the conversations opened in `[since, until)`; `group_by` None:
-    one group (key None), every conversation counted once."""
+    """Each group's totals over the conversations opened in `[since, until)`, only those that
+    arrived needing `skill_id` if given; `group_by` None: one group (key None), every
+    conversation counted once."""
+    where = [M.opened_at >= since, M.opened_at < until]
+    if skill_id is not None:
+        where.append(M.skill_id == skill_id)
     if session.get_bind().dialect.name == "postgresql":
         return await _sql_totals(
-            session, since=since, until=until, group_by=group_by, zone=zone, window=window, now=now
+            session, where=where, group_by=group_by, zone=zone, window=window, now=now
         )
     rows = await session.execute(
         select(
@@ -87,7 +92,7 @@ async def totals(
             M.sla_met,
             M.csat,
             M.tags,
-        ).where(M.opened_at >= since, M.opened_at < until)
+        ).where(*where)
     )
     stored = [
         Stored(
@@ -129,8 +134,7 @@ def _pct(
 async def _sql_totals(
     session: AsyncSession,
     *,
-    since: datetime,
-    until: datetime,
+    where: list[ColumnElement[bool]],
     group_by: GroupBy | None,
     zone: str,
     window: timedelta,
@@ -183,7 +187,7 @@ async def _sql_totals(
             _pct(P90, M.handle_ms).label("handle_p90"),
         )
         .select_from(source)
-        .where(M.opened_at >= since, M.opened_at < until)
+        .where(*where)
         .group_by(key)
     )
     out: dict[str | None, Totals] = {}

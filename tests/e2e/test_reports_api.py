@@ -60,6 +60,7 @@ class TestConversationReport:
                 body = response.json()
                 assert body["group_by"] == "skill"
                 assert body["tz"] == "UTC"
+                assert body["skill_id"] is None
                 assert body["fcr_window_seconds"] == 86_400
                 assert body["total"] == {
                     "group": None,
@@ -93,6 +94,17 @@ class TestConversationReport:
                     "/reports/conversations", params={**DAY, "group_by": "skill", "format": "csv"}
                 )
                 assert by_format.text == by_accept.text
+
+                of_billing = await http.get(
+                    "/reports/conversations",
+                    params={**DAY, "group_by": "tag", "skill_id": ids["billing"]},
+                )
+                assert of_billing.json()["skill_id"] == ids["billing"]
+                assert of_billing.json()["total"]["volume"] == 4
+                assert [(r["group"], r["volume"]) for r in of_billing.json()["rows"]] == [
+                    ("refund", 1),
+                    (None, 3),
+                ]
 
                 by_hour = await http.get(
                     "/reports/conversations",

@@ -419,6 +419,23 @@ class TestSimulatedDay:
             csat_response_rate=0.5,
         )
 
+    async def test_issue_types_of_one_skill(self, day: tuple[Desk, dict[str, Any]]) -> None:
+        """Tags within the billing queue only: C1 is tagged refund; C2, C3, C6 have no tag
+        (C4, the other refund, arrived for tech)."""
+        desk, ids = day
+        async with desk.db.read() as session:
+            found = await repository.totals(
+                session,
+                since=START,
+                until=START + timedelta(days=1),
+                group_by=GroupBy.TAG,
+                zone="UTC",
+                window=WINDOW,
+                now=NOW,
+                skill_id=ids["billing"],
+            )
+        assert {k: v.volume for k, v in found.items()} == {"refund": 1, None: 3}
+
     async def test_fcr_pending_within_the_window(self, day: tuple[Desk, dict[str, Any]]) -> None:
         """Read at 10:00 the next day, conversations whose 24 h window still runs are pending:
         neither resolved nor counted in the rate's denominator."""

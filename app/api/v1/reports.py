@@ -112,6 +112,7 @@ class ConversationReport(BaseModel):
     until: datetime
     group_by: GroupBy
     tz: str = Field(description="The IANA time zone of the day and hour buckets.")
+    skill_id: int | None = Field(description="The skill the report is limited to, or null.")
     fcr_window_seconds: int = Field(description="WARMLINE_FCR_WINDOW, which decides FCR.")
     total: ReportLine = Field(description="Every conversation of the range, counted once.")
     rows: list[ReportLine] = Field(
@@ -191,6 +192,7 @@ def _csv(rows: list[ReportLine]) -> str:
                         "until": "2026-12-02T00:00:00Z",
                         "group_by": "day",
                         "tz": "UTC",
+                        "skill_id": None,
                         "fcr_window_seconds": 86400,
                         "total": {**LINE_EXAMPLE, "group": None},
                         "rows": [LINE_EXAMPLE],
@@ -228,6 +230,15 @@ async def conversation_report(
             description="IANA time zone of the day and hour buckets (e.g. `Europe/Paris`).",
         ),
     ] = "UTC",
+    skill_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            description="Only conversations that arrived needing this skill (with "
+            "`group_by=tag`: the issue types of one skill's queue).",
+        ),
+    ] = None,
     format: Annotated[
         Literal["json", "csv"] | None,
         Query(description="`csv` for CSV; default: by the Accept header, else JSON."),
@@ -237,12 +248,20 @@ async def conversation_report(
     since, until = _range(since, until, now)
     _zone(tz)
     window = timedelta(seconds=settings.fcr_window)
-    groups = await repository.totals(
-        session, since=since, until=until, group_by=group_by, zone=tz, window=window, now=now
-    )
-    overall = await repository.totals(
-        session, since=since, until=until, group_by=None, zone=tz, window=window, now=now
-    )
+    found = {
+        grouping: await repository.totals(
+            session,
+            since=since,
+            until=until,
+            group_by=grouping,
+            zone=tz,
+            window=window,
+            now=now,
+            skill_id=skill_id,
+        )
+        for grouping in (group_by, None)
+    }
+    groups, overall = found[group_by], found[None]
     named = await repository.names(session, group_by, list(groups))
     ordered = sorted(groups, key=lambda k: (k is None, k or ""))
     rows = [
@@ -263,6 +282,7 @@ async def conversation_report(
         until=until,
         group_by=group_by,
         tz=tz,
+        skill_id=skill_id,
         fcr_window_seconds=settings.fcr_window,
         total=_out(None, line(overall.get(None, Totals())), None),
         rows=rows,
