@@ -5,6 +5,7 @@ rebuilt identically from the logs by the migration's backfill."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ import pytest
 import pytest_asyncio
 from alembic import command
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import Database, alembic_config
 from app.store.models import ConversationMetrics
@@ -87,6 +89,39 @@ class TestRecorded:
         assert rows[first].next_contact_at == desk.at(7_200)
         assert rows[second].next_contact_at is None
         assert not rows[second].fcr_candidate  # never answered
+
+    async def test_relabelled_after_the_close(self, desk: Desk) -> None:
+        """Another system tagging a closed conversation (REST) updates its figures' tags, and an
+        integration's close of a waiting chat is not an abandonment."""
+        from app.chat import service as chat_service
+        from app.chat.outcome import Integration
+
+        crm = Integration(key_id=uuid.uuid4(), name="CRM")
+        ann = await desk.agent("Ann")
+        ada, bea = await desk.visitor("Ada"), await desk.visitor("Bea")
+        chat = await desk.open(ada, 0, None)
+        await desk.accept(ann, chat, 1)
+        await desk.close(ann, chat, 2, tags=["billing"])
+        waiting = await desk.open(bea, 3, None)
+
+        async def relabel(session: AsyncSession) -> None:
+            await chat_service.relabel(
+                session,
+                by=crm,
+                conversation_id=chat,
+                tags=["refund", "billing"],
+                disposition=None,
+                now=desk.at(60),
+            )
+            await chat_service.close(
+                session, actor=None, integration=crm, conversation_id=waiting, now=desk.at(90)
+            )
+
+        await desk.unit(relabel)
+        rows = await metrics(desk)
+        assert rows[chat].tags == ["billing", "refund"]
+        assert rows[waiting].abandoned is False
+        assert rows[waiting].handled is False
 
     async def test_backfill_rebuilds_the_same_rows(self, desk: Desk, backend: Backend) -> None:
         """Going down below the metrics migration and up again measures every closed
