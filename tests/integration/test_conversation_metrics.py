@@ -123,6 +123,33 @@ class TestRecorded:
         assert rows[waiting].abandoned is False
         assert rows[waiting].handled is False
 
+    async def test_erasure_keeps_the_figures(self, desk: Desk) -> None:
+        """Erasing a visitor redacts their conversations but not their figures: the closed one
+        keeps its rating; the one waiting is closed by the system, an abandonment."""
+        from app.privacy.erasure import erase_visitor
+        from tests.integration.desk import OFFERS
+
+        ann = await desk.agent("Ann")
+        ada = await desk.visitor("Ada")
+        chat = await desk.open(ada, 0, None)
+        await desk.accept(ann, chat, 5)
+        await desk.say(ann, chat, 8)
+        await desk.close(ann, chat, 20)
+        await desk.rate(ada, chat, 4, 30)
+        before = as_dict((await metrics(desk))[chat])
+        waiting = await desk.open(ada, 100, None)
+
+        async def erase(session: AsyncSession) -> None:
+            await erase_visitor(
+                session, visitor_id=ada.id, requested_by="test", now=desk.at(200), offers=OFFERS
+            )
+
+        await desk.unit(erase)
+        rows = await metrics(desk)
+        assert as_dict(rows[chat]) == {**before, "next_contact_at": desk.at(100)}
+        assert rows[waiting].abandoned is True
+        assert rows[waiting].queue_wait_ms == 100_000
+
     async def test_backfill_rebuilds_the_same_rows(self, desk: Desk, backend: Backend) -> None:
         """Going down below the metrics migration and up again measures every closed
         conversation from its log: the rows equal those the closes wrote."""
