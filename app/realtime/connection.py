@@ -574,6 +574,11 @@ class Connection:
             raise
         except (WebSocketDisconnect, RuntimeError, OSError):
             self._closed.set()
+        except ServiceUnavailable as exc:
+            # The database could not be read while catching up (down, or no connection came
+            # free in time): nothing is lost, the client resumes from what it has.
+            log.warning("socket closed to resume later: %s", exc.message)
+            await self.close(p.CLOSE_TRY_AGAIN, "unavailable: database; reconnect and resume")
         except Exception:
             log.exception("socket writer failed")
             await self.close(p.CLOSE_INTERNAL, "internal_error")
