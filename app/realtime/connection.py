@@ -416,11 +416,20 @@ class Connection:
         if conversation_id in self.live:
             return
         await self._listen(conversation_id)
-        if self._actor().is_agent and not await self._is_live(conversation_id):
-            # Its offer ended (or it moved on) while this socket subscribed: the withdrawal
-            # notice found nothing to undo, so it is undone here.
-            await self._unlisten(conversation_id)
-            return
+        if self._actor().is_agent:
+            try:
+                live = await self._is_live(conversation_id)
+            except Exception:
+                # Not followed, so not subscribed either: reconcile() follows only what is not
+                # in `live`, and a subscription left behind would keep it from ever following
+                # this chat. Its next housekeeping round tries again (the database back).
+                await self._unlisten(conversation_id)
+                raise
+            if not live:
+                # Its offer ended (or it moved on) while this socket subscribed: the withdrawal
+                # notice found nothing to undo, so it is undone here.
+                await self._unlisten(conversation_id)
+                return
         self.following.add(conversation_id)
         self.delivered.setdefault(conversation_id, 0)
         self._enqueue(("catchup", conversation_id))
@@ -1096,5 +1105,14 @@ async def _skill_id(session: AsyncSession, slug: str) -> int:
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("connection task failed", exc_info=task.exception())
+    if task.cancelled() or task.exception() is None:
+        return
+    failure = task.exception()
+    if isinstance(failure, ServiceUnavailable):
+        # The database is down (hub.read logged why), not an incident of this process: a
+        # follow that failed is retried by the first housekeeping round's reconcile() once the
+        # database is back. (An unfollow_unless_live that failed is not: the socket keeps
+        # that chat until it reconnects.)
+        log.warning("connection task stopped: %s", failure.message)
+        return
+    log.error("connection task failed", exc_info=failure)
