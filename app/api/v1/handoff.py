@@ -185,11 +185,11 @@ def share(tally: Tally) -> float | None:
     return round(tally.with_repeat / tally.transfers, SHARE_DIGITS)
 
 
-def _window(
+def report_window(
     since: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
-    """The report's `[since, until)`: the last week by default; refused (422) unless
-    `since < until` and the two are at most MAX_REPORT_DAYS apart."""
+    """A report's `[since, until)`: the last week by default; refused (422) unless
+    `since < until` and the two are at most MAX_REPORT_DAYS apart. Shared by the reports."""
     if until is None:
         until = now
     if since is None:
@@ -228,7 +228,7 @@ async def transfer_report(
         Query(description="End, exclusive: ISO 8601 with a time zone. Default: now."),
     ] = None,
 ) -> TransferReport:
-    since, until = _window(since, until, now)
+    since, until = report_window(since, until, now)
     report = await repository.transfer_report(session, since=since, until=until)
     by_skill = sorted(
         report.by_skill,

@@ -23,16 +23,14 @@ from app.api.access import Principal, Requires
 from app.api.deps import NowDep, SessionDep, SettingsDep
 from app.api.errors import responses
 from app.api.v1.admin_agents import refuse
+from app.api.v1.handoff import MAX_REPORT_DAYS, report_window
 from app.reports import repository
 from app.reports.figures import GroupBy, Line, Totals, line
 
 router = APIRouter(tags=["reports"])
 ReportsAccess = Annotated[Principal, Depends(Requires("reports:read", staff=True))]
 
-# The default range: a week smooths out the day-of-week swings of a support desk.
-DEFAULT_DAYS = 7
-# The longest range: a year (a leap one included), enough for year-on-year comparisons.
-MAX_DAYS = 366
+# The range rules (a week by default, a year at most) are the transfer report's: report_window.
 CSV_TYPE = "text/csv"
 
 LINE_EXAMPLE: dict[str, Any] = {
@@ -121,23 +119,6 @@ class ConversationReport(BaseModel):
     )
 
 
-def _range(
-    since: datetime | None, until: datetime | None, now: datetime
-) -> tuple[datetime, datetime]:
-    if until is None:
-        until = now
-    if since is None:
-        try:
-            since = until - timedelta(days=DEFAULT_DAYS)
-        except OverflowError:
-            refuse((("query", "until"), "too early to report the week before it"))
-    if until <= since:
-        refuse((("query", "until"), "must be after since"))
-    if until - since > timedelta(days=MAX_DAYS):
-        refuse((("query", "since"), f"the range may span at most {MAX_DAYS} days"))
-    return since, until
-
-
 @functools.cache
 def _zones() -> frozenset[str]:
     # The tz database's zone names, without the machine's own (`localtime`): a report must not
@@ -180,7 +161,7 @@ def _csv(rows: list[ReportLine]) -> str:
     "first-contact resolution rates; SLA attainment against each skill's first-response "
     "target; CSAT (the share of 4-5 ratings) and its response rate. Every figure is defined "
     "in docs/metrics.md. Default: the last 7 days; at most "
-    f"{MAX_DAYS} days. `format=csv` or `Accept: text/csv` answers CSV (a header row, then "
+    f"{MAX_REPORT_DAYS} days. `format=csv` or `Accept: text/csv` answers CSV (a header row, then "
     "one line per group; no total). Supervisors, admins and keys with `reports:read`.",
     response_model=ConversationReport,
     responses={
@@ -245,7 +226,7 @@ async def conversation_report(
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ConversationReport | Response:
-    since, until = _range(since, until, now)
+    since, until = report_window(since, until, now)
     _zone(tz)
     window = timedelta(seconds=settings.fcr_window)
     found = {
