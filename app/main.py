@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,6 +22,7 @@ from app import __version__, web
 from app.api import errors as api_errors
 from app.api import metrics as metrics_api
 from app.api.access import describe_access
+from app.api.http_metrics import HttpMetrics
 from app.api.ratelimit import create_limiter
 from app.api.request_id import RequestId
 from app.api.v1 import admin_agents as admin_agents_api
@@ -56,12 +58,16 @@ log = logging.getLogger(__name__)
 
 
 class Warmline(FastAPI):
-    """FastAPI with the request id outside Starlette's error middleware, so that a 500 carries
-    it too (`add_middleware` would place it inside)."""
+    """FastAPI with the request id and the HTTP metrics outside Starlette's error middleware, so
+    that a 500 carries the id and is counted as a 500 (`add_middleware` would place them inside)."""
+
+    def __init__(self, *, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
 
     @override
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestId(super().build_middleware_stack())
+        return RequestId(HttpMetrics(super().build_middleware_stack(), self.metrics))
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -147,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker_exited()
 
     app = Warmline(
+        metrics=metrics,
         title="Warmline",
         version=__version__,
         summary="Live chat with skill-based routing and warm transfers.",

@@ -50,6 +50,15 @@ WAIT_BUCKETS: Final = (0.1, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1800)
 # something is wrong (a lock wait, a saturated pool, a slow Redis).
 IO_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
+# HTTP requests: most answer in milliseconds; an export or a report over a long range takes
+# seconds, and a request stuck behind a saturated pool shows up in the upper buckets.
+HTTP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# Methods outside this set are counted as "other": a client cannot invent label values.
+HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The route label of a request that matched no route (a 404, a probe for /wp-login.php): one
+# value, so that scanners cannot create a time series per path they try.
+UNMATCHED_ROUTE: Final = "unmatched"
+
 # Event kinds counted by name (docs/protocol.md#events); kept as strings because this module may
 # not import `chat`. A kind missing here still counts in warmline_conversation_events_total.
 _MESSAGE = "message"
@@ -175,6 +184,20 @@ class Metrics:
             buckets=IO_BUCKETS,
             registry=r,
         )
+        self.http_requests = Counter(
+            "warmline_http_requests",
+            "HTTP requests answered, by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "warmline_http_request_duration_seconds",
+            "HTTP requests, from their arrival to the end of the response body, by method and"
+            " route template.",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
         for role in ("visitor", "agent"):
             self.connections.labels(role)  # present at 0 from the start
         for outcome in ("delivered", "retrying", "failed"):
@@ -189,6 +212,12 @@ class Metrics:
         for mode in ("read", "write"):
             self.db_transaction.labels(mode)
         self._events_by_kind: dict[str, Counter] = {}
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request (`route`: the matched template, or UNMATCHED_ROUTE)."""
+        method = method if method in HTTP_METHODS else "other"
+        self.http_requests.labels(method, route, str(status)).inc()
+        self.http_duration.labels(method, route).observe(seconds)
 
     def event_committed(self, kind: str, sender: str, body: Mapping[str, Any]) -> None:
         """Count one conversation event whose transaction has committed."""

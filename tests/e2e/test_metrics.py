@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -174,8 +175,22 @@ class TestMetrics:
                 assert missing.headers["x-request-id"] == "edge-7f3a:01"
                 unsafe = await http.get("/healthz", headers={"X-Request-Id": "a b\tc" + "x" * 200})
                 assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["x-request-id"])
+                for n in range(3):
+                    anonymous = await http.get(f"/api/v1/conversations/{uuid.UUID(int=n)}")
+                    assert anonymous.status_code == 401
             samples = await scrape(server, token="scrape-me")
             assert value(samples, "warmline_connections", role="visitor") == 0
+            # Requests by route template and status: three paths of one route are one series,
+            # a path that matched no route is "unmatched", never its own series.
+            requests = "warmline_http_requests_total"
+            assert value(samples, requests, method="GET", route="/metrics", status="401") == 2
+            assert value(samples, requests, method="GET", route="/healthz", status="200") == 1
+            assert value(samples, requests, method="GET", route="unmatched", status="404") == 1
+            route = "/api/v1/conversations/{conversation_id}"
+            assert value(samples, requests, method="GET", route=route, status="401") == 3
+            durations = "warmline_http_request_duration_seconds_count"
+            assert value(samples, durations, method="GET", route=route) == 3
+            assert not [key for key in samples if ("route", "/api/v1/no-such-thing") in key[1]]
 
             access = [
                 line
