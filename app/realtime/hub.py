@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
+import structlog
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -206,6 +207,10 @@ class Hub:
 
         Bounded by `summarizer.EXTRA_TIMEOUT`; whatever goes wrong is logged and dropped: the
         deterministic summary is already there."""
+        with structlog.contextvars.bound_contextvars(conversation_id=str(stored.conversation_id)):
+            await self._extra_of(stored)
+
+    async def _extra_of(self, stored: StoredEvent) -> None:
         transfer_id = stored.body.get("transfer_id")
         try:
             found = await self.read(
@@ -512,12 +517,15 @@ class Hub:
             await presence.sweep_stale(session, now=now, stale_after=stale_after)
             outcome = Outcome()
             for agent_id in await presence.agents_past_grace(session, now=now, grace=grace):
-                log.info("agent %s exceeded the grace period; re-queueing their chats", agent_id)
-                outcome.merge(
-                    await chat_service.requeue_agent_chats(
-                        session, agent_id=agent_id, reason="agent_disconnected", now=now
+                with structlog.contextvars.bound_contextvars(agent_id=str(agent_id)):
+                    log.info(
+                        "agent %s exceeded the grace period; re-queueing their chats", agent_id
                     )
-                )
+                    outcome.merge(
+                        await chat_service.requeue_agent_chats(
+                            session, agent_id=agent_id, reason="agent_disconnected", now=now
+                        )
+                    )
             outcome.merge(await upkeep.requeue_from_inactive(session, now=now, offers=self.offers))
             outcome.merge(await chat_service.assign_waiting(session, now=now, offers=self.offers))
             return outcome

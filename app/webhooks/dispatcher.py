@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 
 import httpx
 import orjson
+import structlog
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -145,9 +146,15 @@ class Dispatcher:
         """A conversation's deliveries to one endpoint, in `seq` order; the first failure
         holds the rest back behind its retry."""
         for i, item in enumerate(group):
-            async with self._slots:
-                result = await self.send(http, item)
-            go_on = await self._record(item, result, held_back=[c.id for c in group[i + 1 :]])
+            # Log lines of this attempt (httpx's request line, a result not recorded) name it.
+            with structlog.contextvars.bound_contextvars(
+                webhook_delivery_id=item.id,
+                webhook_endpoint_id=str(item.endpoint_id),
+                conversation_id=None if item.conversation_id is None else str(item.conversation_id),
+            ):
+                async with self._slots:
+                    result = await self.send(http, item)
+                go_on = await self._record(item, result, held_back=[c.id for c in group[i + 1 :]])
             if not go_on:
                 return
 

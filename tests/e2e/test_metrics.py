@@ -206,7 +206,9 @@ class TestMetrics:
     async def test_webhook_attempts_by_outcome(self, backend: Backend) -> None:
         """An endpoint that answers 500 once and then 200: one attempt counted as retrying,
         one as delivered, none failed."""
-        server = await Server(backend, heartbeat_timeout="60", webhook_retry_base="0.05").start()
+        server = await Server(
+            backend, heartbeat_timeout="60", webhook_retry_base="0.05", log_json="true"
+        ).start()
         try:
             admin = await create_agent(backend, name="Root", role=Role.ADMIN, capacity=0)
             token = (await Client.agent(server, admin)).token
@@ -222,7 +224,7 @@ class TestMetrics:
                 assert created.status_code == 201, created.text
                 visitor = await Client.visitor(server)
                 await visitor.connect()
-                await visitor.message("is anyone there?")
+                chat = (await visitor.message("is anyone there?"))["conversation_id"]
                 await wait_for(lambda: bool(receiver.ok()), what="the delivery")
 
                 async def recorded() -> bool:
@@ -235,6 +237,15 @@ class TestMetrics:
             assert value(samples, WEBHOOKS, outcome="failed") == 0
         finally:
             await server.stop()
+        # The dispatcher's log lines (httpx's line for each POST) name the conversation.
+        posts = [
+            line
+            for line in json_lines(server)
+            if line["logger"] == "httpx" and receiver.url in line["event"]
+        ]
+        assert len(posts) == 2
+        assert {line.get("conversation_id") for line in posts} == {chat}
+        assert len({line["webhook_delivery_id"] for line in posts}) == 1
 
 
 async def test_workers_report_the_whole_serve(postgres_backend: Backend) -> None:
