@@ -37,6 +37,7 @@ from app.api.v1 import conversations as conversations_api
 from app.api.v1 import dispositions as dispositions_api
 from app.api.v1 import handoff as handoff_api
 from app.api.v1 import privacy as privacy_api
+from app.api.v1 import quality as quality_api
 from app.api.v1 import reports as reports_api
 from app.api.v1 import team as team_api
 from app.api.v1 import transcripts as transcripts_api
@@ -90,6 +91,7 @@ def _include_routers(app: FastAPI) -> None:
         team_api.router,
         privacy_api.router,
         reports_api.router,
+        quality_api.router,
         api_keys_api.router,
         webhooks_api.router,
     ):

@@ -200,6 +200,8 @@ OTHER_PURE_MODULES = (
     "app/webhooks/urls.py",
     "app/reports/measures.py",
     "app/reports/figures.py",
+    "app/quality/scoring.py",
+    "app/quality/tally.py",
 )
 
 

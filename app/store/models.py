@@ -878,3 +878,54 @@ class ConversationMetrics(Base):
     csat: Mapped[int | None] = mapped_column(Integer)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     disposition: Mapped[str | None] = mapped_column(String(64))
+
+
+class QualityRubric(Base):
+    """One version of the quality rubric (docs/metrics.md#quality-reviews): the criteria
+    supervisors score closed conversations against. Never edited: an admin's change is a new
+    version, and each review keeps the version it was scored against. The highest is in force."""
+
+    __tablename__ = "quality_rubrics"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # [{"key", "label", "description", "weight", "scale", "points", "allow_na"}, ...]
+    criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QualityReview(Base):
+    """A supervisor's or admin's review of a closed conversation: a score per criterion of the
+    rubric version in `rubric_version`, comments, and the overall score in per cent (NULL: every
+    criterion n/a). One per reviewer and conversation; it goes with its conversation."""
+
+    __tablename__ = "quality_reviews"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "reviewer_id"),
+        # The report reads a range of close times; an agent's and a reviewer's lists, theirs.
+        Index("ix_quality_reviews_closed", "conversation_closed_at"),
+        Index("ix_quality_reviews_agent", "agent_id", "conversation_closed_at"),
+        Index("ix_quality_reviews_reviewer", "reviewer_id", "conversation_closed_at"),
+        CheckConstraint("score IS NULL OR score BETWEEN 0 AND 100", name="score_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    # The agent reviewed and the reviewer; NULL once their account is deleted.
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    reviewer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    rubric_version: Mapped[int] = mapped_column(ForeignKey("quality_rubrics.version"))
+    # [{"key", "value" (null: n/a), "comment"}, ...] in the rubric's order.
+    scores: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    comment: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)
+    # The conversation's close, copied: the report's range is over it.
+    conversation_closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,6 +1,10 @@
 """quality reviews: a rubric and supervisors' scores of closed conversations
 
-Placeholder in the chain, filled in by the change that owns it.
+Two tables (docs/metrics.md#quality-reviews): `quality_rubrics`, the versions of the rubric
+(never edited, the highest in force), seeded here with version 1, the default criteria of
+`app.quality.scoring` (greeting, empathy, accuracy, resolution; a pure module, so importing it
+cannot reach the database or the settings); and `quality_reviews`, one per reviewer and closed
+conversation, each keeping the rubric version it was scored against. The downgrade drops both.
 
 Revision ID: a7e1c2d3b4f5
 Revises: f6d4b8c03e54
@@ -10,16 +14,72 @@ Create Date: 2026-12-04
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from app.quality.scoring import DEFAULT_CRITERIA, as_json
 
 revision: str = 'a7e1c2d3b4f5'
 down_revision: str | None = 'f6d4b8c03e54'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
+
 
 def upgrade() -> None:
-    pass
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("SET LOCAL lock_timeout = '5s'")  # fail fast rather than queue behind live traffic
+    rubrics = op.create_table('quality_rubrics',
+    sa.Column('version', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('criteria', JSON, nullable=False),
+    sa.Column('created_by', sa.Uuid(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by'], ['agents.id'], name=op.f('fk_quality_rubrics_created_by_agents'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('version', name=op.f('pk_quality_rubrics'))
+    )
+    op.create_table('quality_reviews',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('conversation_id', sa.Uuid(), nullable=False),
+    sa.Column('agent_id', sa.Uuid(), nullable=True),
+    sa.Column('reviewer_id', sa.Uuid(), nullable=True),
+    sa.Column('rubric_version', sa.Integer(), nullable=False),
+    sa.Column('scores', JSON, nullable=False),
+    sa.Column('comment', sa.Text(), nullable=True),
+    sa.Column('score', sa.Float(), nullable=True),
+    sa.Column('conversation_closed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('score IS NULL OR score BETWEEN 0 AND 100', name=op.f('ck_quality_reviews_score_range')),
+    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_quality_reviews_agent_id_agents'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_quality_reviews_conversation_id_conversations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['agents.id'], name=op.f('fk_quality_reviews_reviewer_id_agents'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['rubric_version'], ['quality_rubrics.version'], name=op.f('fk_quality_reviews_rubric_version_quality_rubrics')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quality_reviews')),
+    sa.UniqueConstraint('conversation_id', 'reviewer_id', name=op.f('uq_quality_reviews_conversation_id_reviewer_id'))
+    )
+    with op.batch_alter_table('quality_reviews', schema=None) as batch_op:
+        batch_op.create_index('ix_quality_reviews_agent', ['agent_id', 'conversation_closed_at'], unique=False)
+        batch_op.create_index('ix_quality_reviews_closed', ['conversation_closed_at'], unique=False)
+        batch_op.create_index('ix_quality_reviews_reviewer', ['reviewer_id', 'conversation_closed_at'], unique=False)
+    now = datetime.now(UTC)
+    if op.get_bind().dialect.name == 'sqlite':
+        now = now.replace(tzinfo=None)  # as app/store/models.py UTCDateTime stores it there
+    op.bulk_insert(
+        rubrics,
+        [{'version': 1, 'criteria': [as_json(c) for c in DEFAULT_CRITERIA], 'created_by': None, 'created_at': now}],
+    )
 
 
 def downgrade() -> None:
-    pass
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("SET LOCAL lock_timeout = '5s'")
+    with op.batch_alter_table('quality_reviews', schema=None) as batch_op:
+        batch_op.drop_index('ix_quality_reviews_reviewer')
+        batch_op.drop_index('ix_quality_reviews_closed')
+        batch_op.drop_index('ix_quality_reviews_agent')
+    op.drop_table('quality_reviews')
+    op.drop_table('quality_rubrics')

@@ -47,9 +47,10 @@ class Rule:
     """Who a route lets in.
 
     kind: `public` (anyone), `visitor` (a visitor token), `session` (an agent's, supervisor's or
-    admin's session token; API keys are refused with 403 unless they hold `scope`), `scope` (a
-    key with `scope`, or a session whose role carries it; `staff`: sessions of supervisors and
-    admins only).
+    admin's session token; API keys are refused with 403 unless they hold `scope`),
+    `staff_session` (a supervisor's or admin's session token only: agents and every API key get
+    403), `scope` (a key with `scope`, or a session whose role carries it; `staff`: sessions of
+    supervisors and admins only).
     """
 
     kind: str
@@ -60,6 +61,7 @@ class Rule:
 PUBLIC = Rule("public")
 VISITOR = Rule("visitor")
 SESSION = Rule("session")
+STAFF_SESSION = Rule("staff_session")
 
 
 def scope(name: str, *, staff: bool = False) -> Rule:
@@ -109,6 +111,16 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/escalations"): STAFF_READ,
     ("GET", "/api/v1/reports/transfers"): STAFF_READ,
     ("GET", "/api/v1/reports/conversations"): STAFF_READ,
+    # Quality reviews (docs/api.md#quality-reviews): written by a supervisor's or admin's session.
+    ("GET", "/api/v1/quality/rubric"): CONV_READ,
+    ("PUT", "/api/v1/quality/rubric"): ADMIN,
+    ("GET", "/api/v1/conversations/{conversation_id}/reviews"): STAFF_READ,
+    ("POST", "/api/v1/conversations/{conversation_id}/reviews"): STAFF_SESSION,
+    ("PUT", "/api/v1/quality/reviews/{review_id}"): STAFF_SESSION,
+    ("DELETE", "/api/v1/quality/reviews/{review_id}"): STAFF_SESSION,
+    ("GET", "/api/v1/quality/reviews"): STAFF_READ,
+    ("GET", "/api/v1/quality/reviews/mine"): SESSION,
+    ("GET", "/api/v1/reports/quality"): STAFF_READ,
     ("GET", "/api/v1/attachments/limits"): PUBLIC,
     ("POST", "/api/v1/attachments"): SESSION,
     ("GET", "/api/v1/attachments/{attachment_id}"): Rule("session", "transcripts:read"),
@@ -173,6 +185,8 @@ def expected(rule: Rule, caller: Caller) -> int | None:
     if caller.kind == "visitor":
         return 401
     granted = set(SCOPES) if "admin" in caller.scopes else caller.scopes
+    if rule.kind == "staff_session":
+        return 403 if caller.kind in ("key", "agent") else None
     if rule.kind == "session":
         if caller.kind == "key":
             return None if rule.scope in granted else 403
@@ -197,6 +211,7 @@ def concrete(path: str) -> str:
         "{visitor_id}": str(uuid.uuid4()),
         "{webhook_id}": str(uuid.uuid4()),
         "{delivery_id}": "2147480000",
+        "{review_id}": "2147480000",
     }.items():
         path = path.replace(name, value)
     assert "{" not in path, f"give {path} a value for its parameter in concrete()"
