@@ -361,6 +361,13 @@ async def report(
                 not_applicable=frozenset(s.key for s in scores if s.value is None),
             )
         )
+    # The labels of the criteria reviewed and of the rubric in force (its criteria are the
+    # columns a reader expects), each from the latest version that has it.
+    latest = await session.scalar(
+        select(QualityRubric).order_by(QualityRubric.version.desc()).limit(1)
+    )
+    if latest is not None:
+        versions.setdefault(latest.version, _rubric(latest))
     labels: dict[str, str] = {}
     for version in sorted(versions):
         labels.update({c.key: c.label for c in versions[version].criteria})

@@ -526,7 +526,10 @@ class QualityReport(BaseModel):
     until: datetime
     group_by: QualityGroupBy
     tz: str
-    labels: dict[str, str] = Field(description="Each criterion key's label.")
+    labels: dict[str, str] = Field(
+        description="The label of each criterion key reviewed in the range or in the rubric in "
+        "force (the latest version's label)."
+    )
     total: QualityLine = Field(description="Every review of the range, counted once.")
     rows: list[QualityLine] = Field(description="By `group` ascending, null last.")
 
