@@ -44,6 +44,8 @@ SUMMARY_EXTRA = "handoff.summary_extra"
 ESCALATED = "conversation.escalated"
 REPEAT = "handoff.repeat"
 RATED = "conversation.rated"  # the visitor rated the closed chat (CSAT 1-5)
+# the visitor answered the effort question of the closed chat (CES 2.0, 1-7)
+EFFORT_RATED = "conversation.effort_rated"
 # Supervisor oversight (docs/handoff.md#supervisor-oversight): a supervisor's private word to
 # the agent holding the chat (agents only), and a supervisor barging in and leaving (seen by all).
 WHISPER = "whisper"

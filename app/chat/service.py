@@ -403,13 +403,21 @@ async def close(
     conversation.next_step_at = None
     conversation.closed_at = now
     conversation.closed_by = by
+    closing: dict[str, Any] = {"by": by.value}
+    # The effort question is asked of the visitor after this chat (docs/metrics.md): the close
+    # says so, which is what the widget shows and what the response rate counts. Not after an
+    # erasure (the system closing on its own): nobody is left to ask.
+    if (actor is not None or integration is not None) and (
+        await routing_repository.routing_settings(session)
+    ).effort_survey:
+        closing["effort_asked"] = True
     outcome.events.append(
         append_event(
             session,
             conversation,
             kind=kinds.CLOSED,
             now=now,
-            **signed(integration if actor is None else actor, {"by": by.value}),
+            **signed(integration if actor is None else actor, closing),
         )
     )
     # Its figures for reports, in the close's own transaction (docs/metrics.md).

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from app.reports.measures import fcr, percentile_cont, satisfied
+from app.reports.measures import easy, fcr, percentile_cont, satisfied
 
 # Rates are ratios for people to read; four decimals is a hundredth of a per cent.
 RATE_DIGITS = 4
@@ -56,6 +56,8 @@ class Stored:
     sla_met: bool | None
     csat: int | None
     tags: tuple[str, ...]
+    effort_asked: bool = False
+    effort: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,9 @@ class Totals:
     sla_met: int = 0
     rated: int = 0
     satisfied: int = 0
+    effort_asked: int = 0
+    effort_answered: int = 0
+    effort_easy: int = 0
     wait_p50: float | None = None
     wait_p90: float | None = None
     response_p50: float | None = None
@@ -114,6 +119,11 @@ class Line:
     csat_satisfied: int
     csat: float | None
     csat_response_rate: float | None
+    effort_asked: int
+    effort_responses: int
+    effort_easy: int
+    ces: float | None
+    effort_response_rate: float | None
 
 
 def keys(row: Stored, group_by: GroupBy | None, zone: ZoneInfo) -> list[str | None]:
@@ -138,6 +148,7 @@ def tally(rows: Iterable[Stored], *, window: timedelta, now: datetime) -> Totals
     volume = offline = queued = handled = answered = abandoned = 0
     transferred = escalated = fcr_decided = fcr_resolved = 0
     sla_counted = sla_met = rated = happy = 0
+    effort_asked = effort_answered = effort_easy = 0
     waits: list[int] = []
     responses: list[int] = []
     handles: list[int] = []
@@ -163,6 +174,11 @@ def tally(rows: Iterable[Stored], *, window: timedelta, now: datetime) -> Totals
             if row.csat is not None:
                 rated += 1
                 happy += satisfied(row.csat)
+            if row.effort_asked:
+                effort_asked += 1
+                if row.effort is not None:
+                    effort_answered += 1
+                    effort_easy += easy(row.effort)
         if row.sla_met is not None:
             sla_counted += 1
             sla_met += row.sla_met
@@ -187,6 +203,9 @@ def tally(rows: Iterable[Stored], *, window: timedelta, now: datetime) -> Totals
         sla_met=sla_met,
         rated=rated,
         satisfied=happy,
+        effort_asked=effort_asked,
+        effort_answered=effort_answered,
+        effort_easy=effort_easy,
         wait_p50=percentile_cont(waits, MEDIAN),
         wait_p90=percentile_cont(waits, P90),
         response_p50=percentile_cont(responses, MEDIAN),
@@ -250,4 +269,9 @@ def line(t: Totals) -> Line:
         csat_satisfied=t.satisfied,
         csat=_rate(t.satisfied, t.rated),
         csat_response_rate=_rate(t.rated, t.handled),
+        effort_asked=t.effort_asked,
+        effort_responses=t.effort_answered,
+        effort_easy=t.effort_easy,
+        ces=_rate(t.effort_easy, t.effort_answered),
+        effort_response_rate=_rate(t.effort_answered, t.effort_asked),
     )

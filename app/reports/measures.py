@@ -30,6 +30,7 @@ TRANSFER_REQUESTED = "transfer.requested"
 TRANSFER_ACCEPTED = "transfer.accepted"
 ESCALATED = "conversation.escalated"
 RATED = "conversation.rated"
+EFFORT_RATED = "conversation.effort_rated"
 TAGGED = "conversation.tagged"
 DISPOSITION = "conversation.disposition"
 
@@ -40,6 +41,9 @@ SEEN_BY_ALL = "all"
 
 # A CSAT score counts as satisfied from here up (the usual top-two-box of a 1-5 scale).
 SATISFIED_FROM = 4
+# An effort answer counts as easy from here up: agree (5), mostly or strongly agree (6, 7) that
+# the company made it easy, the usual top-three-box of CES 2.0's 7-point scale.
+EASY_FROM = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,9 @@ class Measures:
     # closed before the target elapsed without an answer).
     sla_met: bool | None
     csat: int | None  # the latest rating, 1-5
+    # Its `conversation.closed` asked the effort question (the setting was on at the close).
+    effort_asked: bool
+    effort: int | None  # the latest effort answer, 1-7
     tags: tuple[str, ...]
     disposition: str | None
 
@@ -120,14 +127,19 @@ def _skill_of(opened: Event | None) -> int | None:
     return None
 
 
+def _score(log: Sequence[Event], kind: str) -> int | None:
+    """The `score` of the latest event of `kind` (a rating or an effort answer), or None."""
+    answers = [e for e in log if e.kind == kind]
+    if not answers:
+        return None
+    score = answers[-1].body.get("score")
+    return score if isinstance(score, int) and not isinstance(score, bool) else None
+
+
 def _labels(log: Sequence[Event]) -> tuple[int | None, tuple[str, ...], str | None]:
     """The latest rating, tags and disposition, from the whole log: a rating comes after the
     close, and supervisors may relabel a closed conversation (`chat.labels.relabel`)."""
-    ratings = [e for e in log if e.kind == RATED]
-    csat = None
-    if ratings:
-        score = ratings[-1].body.get("score")
-        csat = score if isinstance(score, int) and not isinstance(score, bool) else None
+    csat = _score(log, RATED)
     tagged = [e for e in log if e.kind == TAGGED]
     tags: tuple[str, ...] = ()
     if tagged:
@@ -265,6 +277,8 @@ def measure(events: Sequence[Event], *, sla_target_seconds: int) -> Measures:
         fcr_candidate=fcr_candidate,
         sla_met=sla_met,
         csat=csat,
+        effort_asked=closed.body.get("effort_asked") is True,
+        effort=_score(log, EFFORT_RATED),
         tags=tags,
         disposition=disposition,
     )
@@ -322,3 +336,8 @@ def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
 def satisfied(score: int) -> bool:
     """A CSAT rating that counts as satisfied: 4 or 5 of 5."""
     return score >= SATISFIED_FROM
+
+
+def easy(score: int) -> bool:
+    """An effort answer that counts as easy: 5, 6 or 7 of 7."""
+    return score >= EASY_FROM

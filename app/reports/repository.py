@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from app.reports.figures import MEDIAN, P90, GroupBy, Stored, Totals, group
-from app.reports.measures import SATISFIED_FROM
+from app.reports.measures import EASY_FROM, SATISFIED_FROM
 from app.store.models import Agent, ConversationMetrics, Skill
 
 M = ConversationMetrics
@@ -92,6 +92,8 @@ async def totals(
             M.sla_met,
             M.csat,
             M.tags,
+            M.effort_asked,
+            M.effort,
         ).where(*where)
     )
     stored = [
@@ -114,6 +116,8 @@ async def totals(
             sla_met=r.sla_met,
             csat=r.csat,
             tags=tuple(r.tags or ()),
+            effort_asked=r.effort_asked,
+            effort=r.effort,
         )
         for r in rows
     ]
@@ -179,6 +183,9 @@ async def _sql_totals(
             _n(M.sla_met.is_(True)).label("sla_met"),
             _n(and_(M.handled, M.csat.is_not(None))).label("rated"),
             _n(and_(M.handled, M.csat >= SATISFIED_FROM)).label("satisfied"),
+            _n(and_(M.handled, M.effort_asked)).label("effort_asked"),
+            _n(and_(M.handled, M.effort_asked, M.effort.is_not(None))).label("effort_answered"),
+            _n(and_(M.handled, M.effort_asked, M.effort >= EASY_FROM)).label("effort_easy"),
             _pct(MEDIAN, case((M.handled, M.queue_wait_ms))).label("wait_p50"),
             _pct(P90, case((M.handled, M.queue_wait_ms))).label("wait_p90"),
             _pct(MEDIAN, M.first_response_ms).label("response_p50"),

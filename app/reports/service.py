@@ -84,6 +84,8 @@ async def record(session: AsyncSession, conversation: Conversation) -> Conversat
     row.sla_met = figures.sla_met
     row.sla_target_seconds = target
     row.csat = figures.csat
+    row.effort_asked = figures.effort_asked
+    row.effort = figures.effort
     row.tags = list(figures.tags)
     row.disposition = figures.disposition
     if stored is None:

@@ -254,6 +254,11 @@ class RoutingSettings(Base):
     require_disposition: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
     )
+    # The customer effort question (CES, 1-7) after a chat, next to the CSAT rating: a chat that
+    # closes while this is on asks it (docs/widget.md#after-the-chat, docs/metrics.md).
+    effort_survey: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -408,6 +413,7 @@ class Conversation(Base):
             name="owner_matches_state",
         ),
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating_range"),
+        CheckConstraint("effort IS NULL OR effort BETWEEN 1 AND 7", name="effort_range"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -452,6 +458,10 @@ class Conversation(Base):
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The visitor's customer effort answer (CES 2.0, 1 strongly disagree to 7 strongly agree
+    # that the company made it easy), when the close asked it.
+    effort: Mapped[int | None] = mapped_column(Integer)
+    effort_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Labels agents put on the chat (lower-case, at most 20) and the outcome chosen at close.
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     disposition: Mapped[str | None] = mapped_column(String(64))
@@ -849,6 +859,7 @@ class ConversationMetrics(Base):
         Index("ix_conversation_metrics_skill_opened", "skill_id", "opened_at"),
         Index("ix_conversation_metrics_agent_opened", "last_agent_id", "opened_at"),
         CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name="csat_range"),
+        CheckConstraint("effort IS NULL OR effort BETWEEN 1 AND 7", name="effort_range"),
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -876,6 +887,9 @@ class ConversationMetrics(Base):
     sla_met: Mapped[bool | None] = mapped_column(Boolean)
     sla_target_seconds: Mapped[int] = mapped_column(Integer)
     csat: Mapped[int | None] = mapped_column(Integer)
+    # The effort question was asked (its `conversation.closed` says so) and the latest answer.
+    effort_asked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    effort: Mapped[int | None] = mapped_column(Integer)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     disposition: Mapped[str | None] = mapped_column(String(64))
 

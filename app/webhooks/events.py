@@ -30,6 +30,7 @@ TRANSFER_REQUESTED = "transfer.requested"
 TRANSFER_ACCEPTED = "transfer.accepted"
 ESCALATED = "conversation.escalated"
 RATED = "conversation.rated"
+EFFORT_RATED = "conversation.effort_rated"
 
 # Webhook event types, the list an endpoint subscribes from.
 CONVERSATION_CREATED = "conversation.created"
@@ -40,6 +41,9 @@ CONVERSATION_ESCALATED = "conversation.escalated"
 CONVERSATION_CLOSED = "conversation.closed"
 MESSAGE_CREATED = "message.created"
 CSAT_SUBMITTED = "csat.submitted"
+# The customer effort answer has its own type: it comes with or without a CSAT rating, and a
+# receiver of csat.submitted keeps getting exactly the rating it always got.
+EFFORT_SUBMITTED = "effort.submitted"
 OFFLINE_MESSAGE_CREATED = "offline_message.created"
 EVENT_TYPES: tuple[str, ...] = (
     CONVERSATION_CREATED,
@@ -50,6 +54,7 @@ EVENT_TYPES: tuple[str, ...] = (
     CONVERSATION_CLOSED,
     MESSAGE_CREATED,
     CSAT_SUBMITTED,
+    EFFORT_SUBMITTED,
     OFFLINE_MESSAGE_CREATED,
 )
 # Sent only by `POST /webhooks/{id}/test`, whatever the endpoint subscribes to.
@@ -230,6 +235,10 @@ def _rated(e: StoredFacts) -> dict[str, Any] | None:
     return {"score": e.body.get("score"), "comment": e.body.get("comment")}
 
 
+def _effort_rated(e: StoredFacts) -> dict[str, Any] | None:
+    return {"score": e.body.get("score")}
+
+
 def _offline(e: StoredFacts) -> dict[str, Any] | None:
     return {"reason": e.body.get("reason"), "opens_at": e.body.get("opens_at")}
 
@@ -245,6 +254,7 @@ _MAPPING: dict[str, tuple[str, Callable[[StoredFacts], dict[str, Any] | None]]] 
     CLOSED: (CONVERSATION_CLOSED, _closed),
     MESSAGE: (MESSAGE_CREATED, _message),
     RATED: (CSAT_SUBMITTED, _rated),
+    EFFORT_RATED: (EFFORT_SUBMITTED, _effort_rated),
     OFFLINE: (OFFLINE_MESSAGE_CREATED, _offline),
 }
 # Stored kinds that may become a webhook: the outbox's first, cheapest test.

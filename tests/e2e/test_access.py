@@ -79,6 +79,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/visitor/sessions"): PUBLIC,
     ("GET", "/api/v1/visitor/conversations/{conversation_id}/transcript"): VISITOR,
     ("PUT", "/api/v1/visitor/conversations/{conversation_id}/rating"): VISITOR,
+    ("PUT", "/api/v1/visitor/conversations/{conversation_id}/effort"): VISITOR,
     ("POST", "/api/v1/visitor/attachments"): VISITOR,
     ("GET", "/api/v1/visitor/attachments/{attachment_id}"): VISITOR,
     ("GET", "/api/v1/conversations/offline"): SESSION,

@@ -25,11 +25,16 @@ and the script accepts them. Each chat: what happens; queue wait, first response
 - C7, Fay, tech: opens 10,800, Bob accepts 10,860, never replies, Fay closes 11,000. Wait 60,
   handle 140; SLA missed (200 s > 60 s unanswered); not a candidate.
 
+The effort survey (CES) is switched on at 4,000, after C1-C3 closed: C4, C5, C6 and C7 close
+while it is on and ask it. Dee answers 6 for C4 at 4,300 (without a CSAT rating), Ada 3 for C6 at
+7,150; Eve (C5) and Fay (C7) do not answer.
+
 The report is read two days later: every FCR window (24 h) has passed.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -37,10 +42,17 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.chat import events as kinds
+from app.chat.log import append_event
+from app.chat.outcome import Actor
 from app.reports import repository
+from app.reports import service as reports_service
 from app.reports.figures import GroupBy, line
+from app.routing import repository as routing_repository
 from app.store.db import Database
+from app.store.models import Conversation, SenderType
 from tests.conftest import Backend
 from tests.integration.desk import Desk
 
@@ -49,6 +61,41 @@ START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 NOW = START + timedelta(days=2)
 WINDOW = timedelta(hours=24)
 SALES_HOURS = {"timezone": "UTC", "weekly": {"tue": [["11:00", "17:00"]]}, "holidays": []}
+
+
+async def effort_survey(desk: Desk, *, on: bool) -> None:
+    """Switch the effort question on or off, as `PATCH /api/v1/admin/routing/policy` does."""
+
+    async def work(session: AsyncSession) -> None:
+        (await routing_repository.routing_settings(session)).effort_survey = on
+
+    await desk.unit(work)
+
+
+async def answer_effort(
+    desk: Desk, who: Actor, conversation_id: uuid.UUID, score: int, at: float
+) -> None:
+    """The visitor's effort answer, as `PUT /api/v1/visitor/conversations/{id}/effort` stores
+    it (the route's refusals are tested end to end, tests/e2e/test_effort.py)."""
+
+    async def work(session: AsyncSession) -> None:
+        conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+        assert conversation is not None
+        conversation.effort = score
+        conversation.effort_at = desk.at(at)
+        append_event(
+            session,
+            conversation,
+            kind=kinds.EFFORT_RATED,
+            now=desk.at(at),
+            body={"score": score},
+            sender_type=SenderType.VISITOR,
+            sender_id=who.id,
+            sender_name=who.name,
+        )
+        await reports_service.record(session, conversation)
+
+    await desk.unit(work)
 
 
 async def simulate_day(desk: Desk) -> dict[str, Any]:
@@ -80,11 +127,14 @@ async def simulate_day(desk: Desk) -> dict[str, Any]:
     c5 = await desk.open(eve, 3_650, sales)
     await desk.transfer(bob, ann, c4, 3_700, 3_760)
     await desk.say(ann, c4, 3_770)
+    await effort_survey(desk, on=True)  # at 4,000
     await desk.close(ann, c4, 4_200, tags=["refund", "bug"])
+    await answer_effort(desk, dee, c4, 6, 4_300)
     c6 = await desk.open(ada, 7_000, billing)
     await desk.accept(ann, c6, 7_030)
     await desk.say(ann, c6, 7_040)
     await desk.close(ann, c6, 7_100)
+    await answer_effort(desk, ada, c6, 3, 7_150)
     await desk.take_offline(ann, c5, 7_200)
     await desk.say(ann, c5, 7_210)
     await desk.close(ann, c5, 7_500)
@@ -149,6 +199,11 @@ def expect(**figures: Any) -> dict[str, Any]:
         "csat_satisfied": 0,
         "csat": None,
         "csat_response_rate": None,
+        "effort_asked": 0,
+        "effort_responses": 0,
+        "effort_easy": 0,
+        "ces": None,
+        "effort_response_rate": None,
     }
     assert set(figures) <= set(base)
     return {**base, **figures}
@@ -192,6 +247,13 @@ TOTAL = expect(
     csat_satisfied=1,
     csat=0.5,
     csat_response_rate=0.3333,
+    # Effort: asked after C4, C5, C6, C7 (closed while the survey was on, all handled);
+    # answered C4 6 (easy), C6 3. CES 1 of 2; responses 2 of 4 asked.
+    effort_asked=4,
+    effort_responses=2,
+    effort_easy=1,
+    ces=0.5,
+    effort_response_rate=0.5,
 )
 
 
@@ -239,6 +301,10 @@ class TestSimulatedDay:
                 csat_satisfied=1,
                 csat=0.5,
                 csat_response_rate=0.6667,
+                effort_asked=1,  # C6, answered 3: not easy
+                effort_responses=1,
+                ces=0.0,
+                effort_response_rate=1.0,
             ),
             # C4, C7.
             str(ids["tech"]): expect(
@@ -263,6 +329,11 @@ class TestSimulatedDay:
                 sla_met=1,
                 sla_attainment=0.5,
                 csat_response_rate=0.0,
+                effort_asked=2,  # C4 answered 6, C7 not answered
+                effort_responses=1,
+                effort_easy=1,
+                ces=1.0,
+                effort_response_rate=0.5,
             ),
             # C5: offline, so no queue, wait, first response or SLA.
             str(ids["sales"]): expect(
@@ -278,6 +349,8 @@ class TestSimulatedDay:
                 fcr_resolved=1,
                 fcr_rate=1.0,
                 csat_response_rate=0.0,
+                effort_asked=1,  # asked, not answered: no score, a 0 response rate
+                effort_response_rate=0.0,
             ),
         }
         async with desk.db.read() as session:
@@ -319,6 +392,11 @@ class TestSimulatedDay:
                 csat_satisfied=1,
                 csat=0.5,
                 csat_response_rate=0.4,
+                effort_asked=3,  # C4 (6), C5 (none), C6 (3)
+                effort_responses=2,
+                effort_easy=1,
+                ces=0.5,
+                effort_response_rate=0.6667,
             ),
             str(ids["bob"]): expect(
                 volume=1,
@@ -335,6 +413,8 @@ class TestSimulatedDay:
                 sla_counted=1,
                 sla_attainment=0.0,
                 csat_response_rate=0.0,
+                effort_asked=1,  # C7, not answered
+                effort_response_rate=0.0,
             ),
             None: expect(
                 volume=1,
@@ -380,6 +460,11 @@ class TestSimulatedDay:
             sla_met=1,
             sla_attainment=0.5,
             csat_response_rate=0.0,
+            effort_asked=3,
+            effort_responses=2,
+            effort_easy=1,
+            ces=0.5,
+            effort_response_rate=0.6667,
         )
         new_york = await report(desk, GroupBy.HOUR, zone="America/New_York")
         assert {k: v["volume"] for k, v in new_york.items()} == {
@@ -417,6 +502,11 @@ class TestSimulatedDay:
             csat_satisfied=1,
             csat=1.0,
             csat_response_rate=0.5,
+            effort_asked=1,  # C4 (C1 closed before the survey was on), answered 6
+            effort_responses=1,
+            effort_easy=1,
+            ces=1.0,
+            effort_response_rate=1.0,
         )
 
     async def test_issue_types_of_one_skill(self, day: tuple[Desk, dict[str, Any]]) -> None:

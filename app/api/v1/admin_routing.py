@@ -378,6 +378,10 @@ class PolicyUpdate(RequestBody):
             description="Product names the context summary recognises as facts the customer gave.",
         )
     )
+    effort_survey: bool | None = patch_field(
+        description="Ask visitors the customer effort question (CES, 1-7) after a chat, next to "
+        "the CSAT rating: chats that close from now on ask it (docs/widget.md#after-the-chat).",
+    )
 
     _not_null = field_validator(
         "offer_mode",
@@ -386,6 +390,7 @@ class PolicyUpdate(RequestBody):
         "escalation_phrases",
         "escalate_sentiment_window",
         "product_catalogue",
+        "effort_survey",
     )(not_null)
 
 
@@ -421,6 +426,9 @@ class PolicyOut(BaseModel):
     product_catalogue: list[str] = Field(
         description="Product names the context summary recognises."
     )
+    effort_survey: bool = Field(
+        description="Whether chats that close ask the visitor the customer effort question."
+    )
     updated_at: datetime
     offer_auto_accept: bool = Field(
         description="Deployment setting WARMLINE_OFFER_AUTO_ACCEPT (not editable here): true, "
@@ -450,6 +458,7 @@ def _policy_out(row: RoutingSettings, settings: Settings) -> PolicyOut:
         escalate_sentiment_below=row.escalate_sentiment_below,
         escalate_sentiment_window=row.escalate_sentiment_window,
         product_catalogue=list(row.product_catalogue or ()),
+        effort_survey=row.effort_survey,
         updated_at=row.updated_at,
         offer_auto_accept=settings.offer_auto_accept,
         offer_timeout_seconds=settings.offer_timeout,

@@ -63,6 +63,11 @@ LINE_EXAMPLE: dict[str, Any] = {
     "csat_satisfied": 35,
     "csat": 0.8537,
     "csat_response_rate": 0.3942,
+    "effort_asked": 98,
+    "effort_responses": 37,
+    "effort_easy": 30,
+    "ces": 0.8108,
+    "effort_response_rate": 0.3776,
 }
 
 
@@ -103,6 +108,15 @@ class ReportLine(BaseModel):
     csat_satisfied: int = Field(description="Of those, rated 4 or 5.")
     csat: float | None = Field(description="csat_satisfied / csat_responses.")
     csat_response_rate: float | None = Field(description="csat_responses / handled.")
+    effort_asked: int = Field(
+        description="Handled ones whose close asked the effort question (the survey was on)."
+    )
+    effort_responses: int = Field(description="Of those, answered by the visitor.")
+    effort_easy: int = Field(description="Of the answers, 5 to 7 (agree that it was easy).")
+    ces: float | None = Field(
+        description="Customer effort score: effort_easy / effort_responses; null: no answers."
+    )
+    effort_response_rate: float | None = Field(description="effort_responses / effort_asked.")
 
 
 class ConversationReport(BaseModel):
@@ -159,7 +173,9 @@ def _csv(rows: list[ReportLine]) -> str:
     "abandoned and offline; queue wait, first response and handle time (median and 90th "
     "percentile, interpolated as PostgreSQL's `percentile_cont`); transfer, escalation and "
     "first-contact resolution rates; SLA attainment against each skill's first-response "
-    "target; CSAT (the share of 4-5 ratings) and its response rate. Every figure is defined "
+    "target; CSAT (the share of 4-5 ratings) and its response rate; the customer effort score "
+    "when the effort survey is on (the share of 5-7 answers on its 7-point scale) and its "
+    "response rate. Every figure is defined "
     "in docs/metrics.md. Default: the last 7 days; at most "
     f"{MAX_REPORT_DAYS} days. `format=csv` or `Accept: text/csv` answers CSV (a header row, then "
     "one line per group; no total). Supervisors, admins and keys with `reports:read`.",

@@ -40,6 +40,14 @@ class Csat(BaseModel):
     rated_at: datetime
 
 
+class Effort(BaseModel):
+    score: int = Field(
+        description="Customer effort (CES 2.0): 1 (strongly disagree that the company made it "
+        "easy to handle their issue) to 7 (strongly agree)."
+    )
+    answered_at: datetime
+
+
 class ConversationOut(BaseModel):
     id: uuid.UUID
     state: ConversationState
@@ -60,6 +68,10 @@ class ConversationOut(BaseModel):
     closed_by: Literal["visitor", "agent", "system"] | None
     message_count: int = Field(description="Messages of the visitor and the agents.")
     csat: Csat | None = Field(description="The visitor's rating, once rated.")
+    effort: Effort | None = Field(
+        description="The visitor's effort answer, once given (asked only when the effort "
+        "survey was on at the close)."
+    )
     last_seq: int = Field(description="The seq of its newest event.")
 
 
@@ -142,6 +154,9 @@ def conversation_fields(info: ConversationInfo) -> dict[str, Any]:
         "csat": None
         if c.rating is None or c.rated_at is None
         else Csat(score=c.rating, comment=c.rating_comment, rated_at=c.rated_at),
+        "effort": None
+        if c.effort is None or c.effort_at is None
+        else Effort(score=c.effort, answered_at=c.effort_at),
         "last_seq": c.last_seq,
     }
 
@@ -186,6 +201,7 @@ ITEM_EXAMPLE: dict[str, Any] = {
     "closed_by": "agent",
     "message_count": 6,
     "csat": {"score": 4, "comment": "Quick, thanks", "rated_at": "2026-12-03T16:10:02.000000Z"},
+    "effort": {"score": 6, "answered_at": "2026-12-03T16:10:02.000000Z"},
     "last_seq": 12,
 }
 EVENT_EXAMPLE: dict[str, Any] = {

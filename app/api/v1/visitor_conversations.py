@@ -1,5 +1,6 @@
 """What a visitor does with their own conversation over REST, with their visitor token: read or
-download its transcript, and rate it once it has closed (docs/api.md#visitor-conversations).
+download its transcript, and rate it once it has closed: the CSAT rating and, when the close
+asked it, the customer effort answer (docs/api.md#visitor-conversations).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class RatingClosed(Conflict):
     code = "rating_closed"
 
 
+class EffortNotAsked(Conflict):
+    code = "effort_not_asked"
+
+
 class AttachmentRef(BaseModel):
     id: uuid.UUID
     name: str
@@ -103,6 +108,24 @@ class RatingOut(BaseModel):
     score: int
     comment: str | None
     rated_at: datetime
+
+
+class EffortIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"score": 6}]})
+
+    score: int = Field(
+        ge=1,
+        le=7,
+        strict=True,
+        description="How much the visitor agrees that the company made it easy to handle their "
+        "issue: 1 (strongly disagree) to 7 (strongly agree), a number.",
+    )
+
+
+class EffortOut(BaseModel):
+    conversation_id: uuid.UUID
+    score: int
+    answered_at: datetime
 
 
 async def _own(
@@ -261,3 +284,62 @@ async def rate(
     return RatingOut(
         conversation_id=conversation.id, score=body.score, comment=comment, rated_at=now
     )
+
+
+@router.put(
+    "/{conversation_id}/effort",
+    summary="Answer the customer effort question of a closed conversation",
+    description="The visitor's customer effort score (CES 2.0): how much they agree that the "
+    "company made it easy to handle their issue, from 1 (strongly disagree) to 7 (strongly "
+    "agree). Only for a conversation whose close asked it (`effort_asked` in its "
+    "`conversation.closed`, when the effort survey was on), for 7 days after the close, with "
+    "or without a CSAT rating; sending it again replaces it. Stored on the conversation and as "
+    "a `conversation.effort_rated` event in its log. 409 `effort_not_asked` when the question "
+    "was not asked.",
+    responses=responses(401, 404, 409, 422, 503),
+)
+async def answer_effort(
+    conversation_id: uuid.UUID,
+    body: EffortIn,
+    visitor: CurrentVisitor,
+    session: SessionDep,
+    now: NowDep,
+) -> EffortOut:
+    conversation = await _own(session, visitor, conversation_id, lock=True)
+    if conversation.state is not ConversationState.CLOSED or conversation.closed_at is None:
+        raise NotClosed(
+            "The effort question is answered once the conversation has closed.",
+            conversation_id=str(conversation_id),
+            state=conversation.state.value,
+        )
+    closing = await session.scalar(
+        select(ConversationEvent.body).where(
+            ConversationEvent.conversation_id == conversation.id,
+            ConversationEvent.kind == kinds.CLOSED,
+        )
+    )
+    if not (isinstance(closing, dict) and closing.get("effort_asked") is True):
+        raise EffortNotAsked(
+            "The effort question was not asked after this conversation.",
+            conversation_id=str(conversation_id),
+        )
+    if now - conversation.closed_at > RATING_WINDOW:
+        raise RatingClosed(
+            "This conversation closed more than 7 days ago; it can no longer be rated.",
+            conversation_id=str(conversation_id),
+        )
+    conversation.effort = body.score
+    conversation.effort_at = now
+    append_event(
+        session,
+        conversation,
+        kind=kinds.EFFORT_RATED,
+        now=now,
+        body={"score": body.score},
+        sender_type=SenderType.VISITOR,
+        sender_id=visitor.id,
+        sender_name=visitor.name,
+    )
+    # CES in the conversation's figures for reports (docs/metrics.md#per-conversation).
+    await reports_service.record(session, conversation)
+    return EffortOut(conversation_id=conversation.id, score=body.score, answered_at=now)

@@ -38,6 +38,7 @@ EventType = Literal[
     "conversation.closed",
     "message.created",
     "csat.submitted",
+    "effort.submitted",
     "offline_message.created",
 ]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
