@@ -7,6 +7,7 @@ import { attachmentView, Tray } from "./attachments.js";
 import { CannedPicker } from "./canned.js";
 import { openCloseDialog, openDialog } from "./dialog.js";
 import { PRIVATE_KINDS } from "./desk.js";
+import { openReview } from "./quality.js";
 import { clock, duration, fill, h, icon, problemText, secondsSince, secondsUntil, uuid, when } from "./dom.js";
 
 const TYPING_EVERY = 3000; // ms between typing "start" frames while the agent types
@@ -180,6 +181,8 @@ export class ChatView {
       acts.push(btn("Take over", "take-over", () => this.ctx.send({ type: "take", conversation_id: c.id }), "ghost", "Make the chat yours"));
       acts.push(btn("Leave", "leave", () => (this.ctx.send({ type: "leave", conversation_id: c.id }), (c.mode = "ended"), this.desk.changed())));
     }
+    // Quality review of a closed chat (quality.js): supervisors and admins.
+    if (!open && this.me.role !== "agent") acts.push(btn("Review", "qa-open", () => openReview(this.ctx, c.id, c.label()), "ghost", "Score this conversation against the quality rubric"));
     if ((!c.mine || !open) && c.mode !== "transfer" && !(open && (c.mode === "monitor" || c.mode === "barge"))) acts.push(btn("Dismiss", "dismiss", () => this.desk.dismiss(c.id)));
     fill(this.actions, acts);
   }
