@@ -163,7 +163,7 @@ export async function openReview(ctx, id, label) {
     current = mine && !editing ? null : reviewForm(criteria, editing);
     save.hidden = !current;
     save.textContent = editing ? "Save changes" : "Save review";
-    body.replaceChildren(
+    const parts = [
       h(
         "section",
         { class: "qa-list", "data-test": "qa-list" },
@@ -177,8 +177,9 @@ export async function openReview(ctx, id, label) {
           ),
         ),
       ),
-      current ? h("section", {}, h("h3", {}, editing ? "Edit your review" : "Your review"), current.form) : null,
-    );
+    ];
+    if (current) parts.push(h("section", {}, h("h3", {}, editing ? "Edit your review" : "Your review"), current.form));
+    body.replaceChildren(...parts);
     current?.form.addEventListener("submit", submit);
   };
 

@@ -6,6 +6,7 @@ docs/console.md#quality-reviews."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -29,27 +30,43 @@ async def server(sqlite_backend: Backend) -> AsyncIterator[Server]:
         await started.stop()
 
 
+async def reviews_of(server: Server, email: str, conversation: str) -> list[dict[str, Any]]:
+    """The conversation's reviews as the API gives them, read with `email`'s session."""
+    async with httpx.AsyncClient(base_url=f"{server.http}/api/v1") as http:
+        login = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+        found = await http.get(f"/conversations/{conversation}/reviews", headers=headers)
+    reviews: list[dict[str, Any]] = found.json()["reviews"]
+    return reviews
+
+
+async def closed_chat(server: Server, sam: Console) -> str:
+    """Ada's chat, taken by Sam at the console (no Review button while open), closed by Ada."""
+    ada = await Client.visitor(server, name="Ada")
+    await ada.connect()
+    await ada.message("My invoice is wrong", skill="billing")
+    await sam.offers.first.locator("[data-test=offer-accept]").click()
+    await expect(sam.title).to_have_text("Ada")
+    await expect(sam.t("qa-open")).to_have_count(0)  # not while the chat is open
+    await sam.send("Let me fix that for you.")
+    conversation = (await ada.event("message", body={"text": "Let me fix that for you."}))[
+        "conversation_id"
+    ]
+    await ada.send({"type": "close", "conversation_id": conversation})
+    await expect(sam.t("chat-state")).to_have_text("Closed")
+    return str(conversation)
+
+
 async def test_supervisor_reviews_a_closed_chat(browser: Browser, server: Server) -> None:
     """The Review button appears once the chat is closed; saving without scoring every criterion
     says which is missing; a complete review (5, 3, 4, Yes, with comments) is saved and shown as
-    80.56 %, and the server stored the same scores."""
+    80.56 %; edited (greeting 3) it shows 75 %, and the server stored the same scores."""
     email = await create_agent(
         server.backend, name="Sam", role=Role.SUPERVISOR, skills={"billing": 5}
     )
     sam = await Console.login_as(browser, server, email)
     try:
-        ada = await Client.visitor(server, name="Ada")
-        await ada.connect()
-        await ada.message("My invoice is wrong", skill="billing")
-        await sam.offers.first.locator("[data-test=offer-accept]").click()
-        await expect(sam.title).to_have_text("Ada")
-        await expect(sam.t("qa-open")).to_have_count(0)  # not while the chat is open
-        await sam.send("Let me fix that for you.")
-        conversation = (await ada.event("message", body={"text": "Let me fix that for you."}))[
-            "conversation_id"
-        ]
-        await ada.send({"type": "close", "conversation_id": conversation})
-        await expect(sam.t("chat-state")).to_have_text("Closed")
+        conversation = await closed_chat(server, sam)
 
         await sam.t("qa-open").click()
         dialog = sam.t("qa-dialog")
@@ -88,23 +105,25 @@ async def test_supervisor_reviews_a_closed_chat(browser: Browser, server: Server
             review.locator("[data-test=qa-review-criterion][data-key=empathy]")
         ).to_contain_text("Acknowledge first")
         await expect(dialog.locator("[data-test=qa-form]")).to_have_count(0)  # one per reviewer
+        await expect(dialog.locator(".qa")).not_to_contain_text("null")
 
-        async with httpx.AsyncClient(base_url=f"{server.http}/api/v1") as http:
-            token = (
-                await http.post("/auth/login", json={"email": email, "password": PASSWORD})
-            ).json()["token"]
-            stored = (
-                await http.get(
-                    f"/conversations/{conversation}/reviews",
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-            ).json()["reviews"]
+        # Editing: the form comes back filled in; greeting 5 -> 3 makes it (50 + 100 + 225 +
+        # 300) / 9 = 75 %.
+        await review.locator("[data-test=qa-edit]").click()
+        await expect(dialog.locator("#qa-empathy-2")).to_be_checked()
+        await dialog.locator("#qa-greeting-2").check()
+        await dialog.locator("[data-test=qa-save]").click()
+        await expect(review.locator("[data-test=qa-review-score]")).to_have_text("75 %")
+        await expect(dialog.locator("[data-test=qa-form]")).to_have_count(0)
+
+        stored = await reviews_of(server, email, conversation)
         assert [(s["key"], s["value"]) for s in stored[0]["scores"]] == [
-            ("greeting", 5),
+            ("greeting", 3),
             ("empathy", 3),
             ("accuracy", 4),
             ("resolution", 1),
         ]
-        assert stored[0]["score"] == 80.56
+        assert stored[0]["score"] == 75.0
+        assert stored[0]["scores"][1]["comment"] == "Acknowledge first"
     finally:
         await sam.close()
