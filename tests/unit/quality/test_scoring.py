@@ -61,6 +61,10 @@ class TestOverall:
         got = fractions(RUBRIC, marks(greeting=2, empathy=None, accuracy=1, resolution=3))
         assert got == {"greeting": 0.25, "accuracy": 1.0, "resolution": 1.0}
 
+    def test_fractions_ignore_keys_the_rubric_lacks(self) -> None:
+        """A stored score whose key its rubric version does not have counts for nothing."""
+        assert fractions(RUBRIC, [Score("tone", 2)]) == {}
+
     def test_shown_rounds_to_hundredths(self) -> None:
         """5/6 of 100 is shown as 83.33; None stays None."""
         assert shown(500 / 6) == 83.33

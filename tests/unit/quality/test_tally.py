@@ -28,6 +28,11 @@ class TestTally:
             str(BOB): Line(1, 0, None, {}),
         }
 
+    def test_by_agent_keeps_a_deleted_agent_apart(self) -> None:
+        """A review whose agent is gone (None) is counted in the null group."""
+        gone = Reviewed(None, SAM, NIGHT, 50.0, {"greeting": 0.5})
+        assert tally([gone], QualityGroupBy.AGENT) == {None: Line(1, 1, 50.0, {"greeting": 50.0})}
+
     def test_by_reviewer_keeps_a_deleted_reviewer_apart(self) -> None:
         """A review whose reviewer is gone (None) is counted in the null group."""
         got = tally(REVIEWS, QualityGroupBy.REVIEWER)
