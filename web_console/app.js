@@ -178,7 +178,7 @@ class Shell {
     this.chatsTab = h("button", { class: "tab", "aria-current": "page", "data-test": "tab-chats", onclick: () => this.view("chats") }, "Chats");
     this.tabs.append(this.chatsTab);
     if (role === "supervisor" || role === "admin") {
-      this.supTab = h("button", { class: "tab", "data-test": "tab-supervisor", onclick: () => this.view("supervisor") }, "Supervisor");
+      this.supTab = h("button", { class: "tab", "data-test": "tab-supervisor", onclick: () => this.view(this.supPart || "supervisor") }, "Supervisor");
       this.tabs.append(this.supTab);
     }
     const top = h(
@@ -198,7 +198,21 @@ class Shell {
     this.chatEl = h("section", { class: "chat", "aria-label": "Conversation" });
     this.contextEl = h("aside", { class: "context", "aria-label": "Conversation details" });
     this.chatsView = h("div", { class: "workspace" }, this.inboxEl, this.chatEl, this.contextEl);
-    this.supView = h("div", { class: "supervisor-view", hidden: true, "data-test": "supervisor-root" });
+    // The supervisor view holds the live figures (supervisor.js) and, for roles that may read
+    // reports, the Reports panel (reports.js), switched by a row of tabs above them.
+    this.supLive = h("div", { "data-test": "supervisor-root" });
+    this.supView = h("div", { class: "supervisor-view", hidden: true }, this.supLive);
+    if (readsReports(this.me)) {
+      this.repView = h("div", { class: "reports-view", hidden: true, "data-test": "reports-root" });
+      this.supSwitch = h(
+        "nav",
+        { class: "rp-switch", "aria-label": "Supervisor view" },
+        h("button", { class: "tab", "aria-current": "page", "data-test": "tab-live", onclick: () => this.view("supervisor") }, "Live"),
+        h("button", { class: "tab", "data-test": "tab-reports", onclick: () => this.view("reports") }, "Reports"),
+      );
+      this.supView.prepend(this.supSwitch);
+      this.supView.append(this.repView);
+    }
     this.toasts = h("div", { class: "toasts", role: "status", "aria-live": "polite", "data-test": "toasts" });
     fill(app, top, h("main", { class: "main" }, this.chatsView, this.supView), this.toasts);
     this.inbox = new Inbox(this.inboxEl, this.ctx, this.desk);
@@ -232,19 +246,31 @@ class Shell {
   }
 
   async view(which) {
+    const reports = which === "reports" && Boolean(this.repView);
+    const inSup = which === "supervisor" || reports;
     const sup = which === "supervisor";
-    this.chatsView.hidden = sup;
-    this.supView.hidden = !sup;
-    this.chatsTab.setAttribute("aria-current", sup ? "false" : "page");
-    this.supTab?.setAttribute("aria-current", sup ? "page" : "false");
+    if (inSup) this.supPart = reports ? "reports" : "supervisor";
+    this.chatsView.hidden = inSup;
+    this.supView.hidden = !inSup;
+    this.chatsTab.setAttribute("aria-current", inSup ? "false" : "page");
+    this.supTab?.setAttribute("aria-current", inSup ? "page" : "false");
+    if (this.repView) {
+      this.supLive.hidden = reports;
+      this.repView.hidden = !reports;
+      const [live, rep] = this.supSwitch.children;
+      live.setAttribute("aria-current", reports ? "false" : "page");
+      rep.setAttribute("aria-current", reports ? "page" : "false");
+      if (reports) this.mountReports();
+    }
     if (sup && !this.supMounted) {
       try {
         this.supModule ||= await import("./supervisor.js");
-        this.supModule.mountSupervisor(this.supView, this.ctx);
+        if (this.supLive.hidden || this.supView.hidden || this.supMounted) return; // left (or mounted) while it loaded
+        this.supModule.mountSupervisor(this.supLive, this.ctx);
         this.supMounted = true;
       } catch (err) {
         console.error(err);
-        fill(this.supView, h("p", { class: "empty", role: "alert" }, "The supervisor view could not be loaded: " + problemText(err)));
+        fill(this.supLive, h("p", { class: "empty", role: "alert" }, "The supervisor view could not be loaded: " + problemText(err)));
       }
     } else if (!sup && this.supMounted) {
       this.supMounted = false;
@@ -253,6 +279,18 @@ class Shell {
       } catch (err) {
         console.error(err);
       }
+    }
+  }
+
+  // The Reports panel stays mounted once opened (it does not poll), so its choices survive
+  // switching views.
+  async mountReports() {
+    try {
+      this.repModule ||= await import("./reports.js");
+      this.repModule.mountReports(this.repView, this.ctx);
+    } catch (err) {
+      console.error(err);
+      fill(this.repView, h("p", { class: "empty", role: "alert" }, "The reports could not be loaded: " + problemText(err)));
     }
   }
 
@@ -348,9 +386,16 @@ class Shell {
     document.removeEventListener("keydown", this.keys);
     this.chat.destroy?.();
     if (this.supMounted) this.supModule.unmountSupervisor?.();
+    this.repModule?.unmountReports();
     closeTopDialog(true);
     shell = null;
   }
+}
+
+// Whether the console shows the Reports panel: the roles whose sessions carry `reports:read`
+// (app/auth/keys.py: supervisors and admins). The server checks it again on every read.
+function readsReports(me) {
+  return me.role === "supervisor" || me.role === "admin";
 }
 
 function start(token, me) {
