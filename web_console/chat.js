@@ -573,6 +573,8 @@ export class ChatView {
                   h("div", { class: "muted" }, [e.agent_name, e.disposition].filter(Boolean).join(" · ")),
                   e.preview ? h("p", { class: "preview" }, e.preview) : null,
                   e.tags?.length ? h("div", {}, e.tags.map((t) => h("span", { class: "tag small" }, "#" + t))) : null,
+                  // Quality review of that earlier chat (quality.js): supervisors and admins.
+                  e.closed_at && this.me.role !== "agent" ? h("button", { class: "ghost small", "data-test": "qa-open-earlier", onclick: () => openReview(this.ctx, e.id, `${c.label()}, ${when(e.created_at)}`) }, "Review") : null,
                 ),
               ),
             ),

@@ -40,7 +40,7 @@ async def reviews_of(server: Server, email: str, conversation: str) -> list[dict
     return reviews
 
 
-async def closed_chat(server: Server, sam: Console) -> str:
+async def closed_chat(server: Server, sam: Console) -> tuple[str, Client]:
     """Ada's chat, taken by Sam at the console (no Review button while open), closed by Ada."""
     ada = await Client.visitor(server, name="Ada")
     await ada.connect()
@@ -54,7 +54,7 @@ async def closed_chat(server: Server, sam: Console) -> str:
     ]
     await ada.send({"type": "close", "conversation_id": conversation})
     await expect(sam.t("chat-state")).to_have_text("Closed")
-    return str(conversation)
+    return str(conversation), ada
 
 
 async def test_supervisor_reviews_a_closed_chat(browser: Browser, server: Server) -> None:
@@ -66,7 +66,7 @@ async def test_supervisor_reviews_a_closed_chat(browser: Browser, server: Server
     )
     sam = await Console.login_as(browser, server, email)
     try:
-        conversation = await closed_chat(server, sam)
+        conversation, _ = await closed_chat(server, sam)
 
         await sam.t("qa-open").click()
         dialog = sam.t("qa-dialog")
@@ -125,5 +125,38 @@ async def test_supervisor_reviews_a_closed_chat(browser: Browser, server: Server
         ]
         assert stored[0]["score"] == 75.0
         assert stored[0]["scores"][1]["comment"] == "Acknowledge first"
+    finally:
+        await sam.close()
+
+
+async def test_an_earlier_chat_is_reviewed_from_the_context_panel(
+    browser: Browser, server: Server
+) -> None:
+    """When the visitor comes back, the context panel's earlier conversation has a Review button
+    for a supervisor; the review made there is of that earlier chat."""
+    email = await create_agent(
+        server.backend, name="Sam", role=Role.SUPERVISOR, skills={"billing": 5}
+    )
+    sam = await Console.login_as(browser, server, email)
+    try:
+        first, ada = await closed_chat(server, sam)
+        await ada.message("Me again", skill="billing")
+        await sam.offers.first.locator("[data-test=offer-accept]").click()
+        await expect(sam.message("Me again")).to_be_visible()
+        await sam.context_panel.locator("[data-test=qa-open-earlier]").click()
+        dialog = sam.t("qa-dialog")
+        await expect(dialog).to_be_visible()
+        for choice in ("#qa-greeting-0", "#qa-empathy-5", "#qa-accuracy-5", "#qa-resolution-2"):
+            await dialog.locator(choice).check()  # 1, then N/A for the rest
+        await dialog.locator("[data-test=qa-save]").click()
+        # greeting 1 of 1-5 is 0 %, the rest n/a: 0 over greeting's weight.
+        await expect(dialog.locator("[data-test=qa-review-score]")).to_have_text("0 %")
+        stored = await reviews_of(server, email, first)
+        assert [(s["key"], s["value"]) for s in stored[0]["scores"]] == [
+            ("greeting", 1),
+            ("empathy", None),
+            ("accuracy", None),
+            ("resolution", None),
+        ]
     finally:
         await sam.close()
