@@ -203,8 +203,8 @@ function build(s) {
   s.status = h("p", { class: "rp-status", role: "status", "aria-live": "polite", "data-test": "rp-status" });
   s.totals = h("div", { class: "rp-totals", "data-test": "rp-totals" });
   s.table = h("div", { class: "rp-table-box", "data-test": "rp-table-box" });
-  s.transferBox = h("div", { "data-test": "rp-transfers" });
-  s.qualityBox = h("section", { class: "rp-section", "data-test": "rp-quality", hidden: true });
+  s.transferBox = h("div", { class: "rp-stack", "data-test": "rp-transfers" });
+  s.qualityBox = h("section", { class: "rp-section rp-stack", "data-test": "rp-quality", hidden: true });
   fill(
     s.root,
     h(
@@ -492,12 +492,12 @@ function leaves(row, skip) {
   return out;
 }
 
-function transferTable(rows, who, title, test) {
+function transferTable(rows, who, title, test, nobody) {
   if (!Array.isArray(rows) || !rows.length) return null;
   const flat = rows.map((r) => leaves(r, who));
   const fields = [...new Set(flat.flatMap((r) => Object.keys(r)))];
   const kinds = Object.fromEntries(fields.map((f) => [f, kindOf(f, flat.find((r) => !missing(r[f]))?.[f] ?? null)]));
-  const label = (r) => r[who]?.name || (r[who] ? `#${r[who].id}` : who === "skill" ? "No skill" : "No agent");
+  const label = (r) => r[who]?.name || (r[who] ? `#${r[who].id}` : nobody);
   return h(
     "div",
     { class: "rp-table-box rp-compact" },
@@ -529,9 +529,10 @@ function renderTransfers(s, t) {
   const parts = [h("div", { class: "rp-totals" }, tiles)];
   if (!t.total) parts.push(h("p", { class: "rp-empty", "data-test": "rp-transfers-empty" }, "No transfers accepted in this period."));
   parts.push(
-    transferTable(t.by_skill, "skill", "Transfers by skill (sent to, else the chat's)", "rp-transfers-skill"),
-    transferTable(t.by_agent, "agent", "Transfers by receiving agent", "rp-transfers-agent"),
-    conv && conv.total?.transferred ? transferTable(conv.by_agent, "agent", "Transferred chats and ping-pong by last agent", "rp-pingpong-agent") : null,
+    transferTable(t.by_skill, "skill", "Transfers by skill (sent to, else the chat's)", "rp-transfers-skill", "No skill"),
+    // a cold transfer counts under its receiver once routing gives the chat to someone
+    transferTable(t.by_agent, "agent", "Transfers by receiving agent", "rp-transfers-agent", "Cold, not taken yet"),
+    conv && conv.total?.transferred ? transferTable(conv.by_agent, "agent", "Transferred chats and ping-pong by last agent", "rp-pingpong-agent", "No agent") : null,
   );
   fill(s.transferBox, parts);
 }
@@ -573,7 +574,7 @@ function renderQuality(s, answer) {
         h(
           "table",
           { class: "rp-table", "data-test": "rp-quality-table" },
-          h("caption", null, "Quality by agent reviewed (average scores out of 100)"),
+          h("caption", null, "Quality by agent (scores out of 100)"),
           h("thead", null, h("tr", null, h("th", { scope: "col" }, "Agent"), h("th", { scope: "col" }, "Reviews"), h("th", { scope: "col" }, "Average"), keys.map((k) => h("th", { scope: "col" }, labels[k])))),
           h(
             "tbody",
