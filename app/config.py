@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(default=100, ge=1)
     # Seconds between two runs of the retention policy on each node (docs/operations.md#retention).
     retention_interval: float = Field(default=3600.0, gt=0)
+    # Seconds between two rounds of the SLA breach detector on each node
+    # (docs/operations.md#sla-breach-detector): a breach is recorded at most this late; a round
+    # is a few index scans, so a second costs little.
+    sla_watch_interval: float = Field(default=1.0, gt=0, le=60)
     # First-contact resolution: a visitor who opens another conversation within this many
     # seconds of a close means it was not resolved (docs/metrics.md#per-conversation).
     fcr_window: int = Field(default=86_400, ge=1)

@@ -53,6 +53,7 @@ from app.logging import configure as configure_logging
 from app.metrics import Metrics, worker_exited
 from app.realtime import endpoints as realtime_endpoints
 from app.realtime.hub import Hub, default_node_name
+from app.realtime.sla_watch import SlaWatch
 from app.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Before serving: every event this node writes from now on sees the webhook endpoints.
         await hub.webhooks.load()
         hub.start()
+        # The live SLA breach detector (docs/operations.md#sla-breach-detector).
+        sla_watch = SlaWatch(hub, interval=settings.sla_watch_interval)
+        sla_watch.start()
         app.state.db = db
         app.state.bus = bus
         app.state.hub = hub
@@ -147,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await sla_watch.stop()
             await hub.stop()
             await bus.stop()
             await files.close()

@@ -73,6 +73,7 @@ _TRANSFER_ENDS: Final = {
     "transfer.cancelled": "cancelled",
 }
 _ESCALATED = "conversation.escalated"
+_SLA_BREACHED = "sla.breached"
 _TRANSFER_KINDS: Final = frozenset({"warm", "cold", "escalation"})
 _ESCALATED_BY: Final = frozenset({"agent", "rule", "visitor"})
 _SENDERS: Final = frozenset({"visitor", "agent", "system"})
@@ -136,6 +137,14 @@ class Metrics:
             "warmline_escalations",
             "Chats escalated to the supervisors, by who escalated them.",
             ["by"],
+            registry=r,
+        )
+        self.sla_breaches = Counter(
+            "warmline_sla_breaches",
+            "Conversations whose first agent reply missed the target of the skill they arrived"
+            " needing, recorded live (docs/metrics.md#sla-breaches), by skill slug ('' for the"
+            " chats that need no skill).",
+            ["skill"],
             registry=r,
         )
         self.assignment_latency = Histogram(
@@ -242,6 +251,11 @@ class Metrics:
         elif kind == _ESCALATED:
             by = body.get("by")
             self.escalations.labels(by if by in _ESCALATED_BY else "other").inc()
+        elif kind == _SLA_BREACHED:
+            # Skills are an administrator's short list of slugs: a bounded label.
+            skill = body.get("skill")
+            slug = skill.get("slug") if isinstance(skill, Mapping) else None
+            self.sla_breaches.labels(slug if isinstance(slug, str) else "").inc()
 
 
 @dataclass(frozen=True, slots=True)

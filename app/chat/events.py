@@ -3,8 +3,8 @@
 Kinds (docs/protocol.md#event-kinds): `conversation.opened`, `message`, `conversation.queued`,
 `conversation.assigned`, `agent.joined`, `agent.left`, `conversation.closed`,
 `conversation.offline`, and, visible to agents only, `routing.decided`, `routing.step`,
-`conversation.offered`, `offer.declined`, `offer.expired`, `conversation.unanswered`, and the
-handoff kinds below.
+`conversation.offered`, `offer.declined`, `offer.expired`, `conversation.unanswered`,
+`sla.breached`, and the handoff kinds below.
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ SUPERVISOR_JOINED = "supervisor.joined"
 SUPERVISOR_LEFT = "supervisor.left"
 TAGGED = "conversation.tagged"  # agents only: the chat's tags changed
 DISPOSITION = "conversation.disposition"  # agents only: how the agent who closed it says it ended
+# Agents only: the first agent reply missed the target of the skill the chat arrived needing
+# (recorded once, live, by chat.breaches; docs/metrics.md#sla-breaches).
+SLA_BREACHED = "sla.breached"
 
 
 def iso(value: datetime) -> str:

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.routing import sla
 from app.routing.repository import agent_snapshot
@@ -37,8 +40,10 @@ from app.store.models import (
 # The escalated and queued lists stop here: a supervisor acts on the head of each, and a poll
 # every 2 s must stay cheap when a queue backs up. Counts (`waiting`) are never capped.
 LIST_LIMIT = 200
-# The event kind of a message (`chat.events.MESSAGE`; chat is not imported from routing).
+# Event kinds (`chat.events`; chat is not imported from routing).
 _MESSAGE = "message"
+_OPENED = "conversation.opened"
+_OFFLINE = "conversation.offline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,9 @@ class HeldChat:
     assigned_at: datetime | None
     awaiting_reply_since: datetime | None
     escalated: bool
+    # Against its skill's target while it awaits its first agent reply; None once answered
+    # (or when it arrived offline: no target applies).
+    sla: sla.ChatSla | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +116,7 @@ class QueuedLine:
     queued_at: datetime
     priority: int
     escalated: bool
+    sla: sla.ChatSla | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,18 +154,21 @@ async def team(session: AsyncSession, *, now: datetime) -> Team:
 async def overview(session: AsyncSession, *, now: datetime) -> Overview:
     """The supervisor view: `team()` plus the service level of each queue, every agent's
     chats, the open escalated chats (oldest escalation first) and the queue in routing
-    order (highest priority first, then longest waiting). Eight queries."""
+    order (highest priority first, then longest waiting); each queued or held chat awaiting its
+    first agent reply with where it stands against its own target (`sla.chat()`). Eight
+    queries."""
     agents = await _agents(session)
     skills = list(await session.scalars(select(Skill).order_by(Skill.slug)))
     waiting = await _waiting(session)
     unanswered = await _unanswered_since(session)
     lines = _skill_lines(skills, agents, waiting, unanswered, now=now)
-    await _attach_chats(session, agents)
+    targets = {skill.id: skill.sla_first_response_seconds for skill in skills}
+    await _attach_chats(session, agents, targets, now=now)
     return Overview(
         agents=agents,
         skills=lines,
         escalated=await _escalated(session),
-        queued=await _queued(session),
+        queued=await _queued(session, targets, now=now),
     )
 
 
@@ -257,7 +269,66 @@ def _skill_lines(
     return lines
 
 
-async def _attach_chats(session: AsyncSession, agents: list[AgentLine]) -> None:
+# The first event of a conversation, its `conversation.opened`.
+_Opened = aliased(ConversationEvent, name="opened")
+
+
+def _first_reply_clock() -> tuple[Any, ...]:
+    """Columns for `_chat_sla()`: the first message, the breach mark, whether an agent has
+    replied, whether it arrived offline, and its `conversation.opened` body (the skill it
+    arrived needing, which reports judge it against); the caller outer-joins `_Opened`."""
+    replied = exists().where(
+        ConversationEvent.conversation_id == Conversation.id,
+        ConversationEvent.kind == _MESSAGE,
+        ConversationEvent.sender_type == SenderType.AGENT,
+    )
+    offline = exists().where(
+        ConversationEvent.conversation_id == Conversation.id,
+        ConversationEvent.kind == _OFFLINE,
+    )
+    return (
+        Conversation.created_at,
+        Conversation.sla_breached_at,
+        replied.label("replied"),
+        offline.label("offline"),
+        _Opened.body,
+    )
+
+
+def _opened_join() -> ColumnElement[bool]:
+    return and_(
+        _Opened.conversation_id == Conversation.id, _Opened.seq == 1, _Opened.kind == _OPENED
+    )
+
+
+def _arrival_skill(body: Mapping[str, Any] | None) -> int | None:
+    skill = None if body is None else body.get("skill")
+    if isinstance(skill, Mapping):
+        value = skill.get("id")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _chat_sla(
+    clock: tuple[Any, ...], targets: Mapping[int, int], *, now: datetime
+) -> sla.ChatSla | None:
+    """Where a chat stands against its target, from the `_first_reply_clock()` columns; None
+    once an agent replied, or when it arrived offline (reports do not judge those)."""
+    asked, breached_at, replied, offline, opened = clock
+    if replied or offline:
+        return None
+    target = sla.target_seconds(_arrival_skill(opened), targets)
+    return sla.chat(asked, target, now=now, breached_at=breached_at)
+
+
+async def _attach_chats(
+    session: AsyncSession,
+    agents: list[AgentLine],
+    targets: Mapping[int, int],
+    *,
+    now: datetime,
+) -> None:
     """Every assigned chat, each under its agent, oldest assignment first."""
     by_id = {line.agent.id: line for line in agents}
     rows = await session.execute(
@@ -268,16 +339,26 @@ async def _attach_chats(session: AsyncSession, agents: list[AgentLine]) -> None:
             Conversation.assigned_at,
             Conversation.awaiting_reply_since,
             Conversation.escalated_at,
+            *_first_reply_clock(),
         )
         .join(Visitor, Visitor.id == Conversation.visitor_id)
+        .outerjoin(_Opened, _opened_join())
         .where(Conversation.state == ConversationState.ASSIGNED)
         .order_by(Conversation.assigned_at, Conversation.id)
     )
-    for chat_id, agent_id, visitor_name, assigned_at, awaiting, escalated_at in rows.all():
+    for row in rows.all():
+        chat_id, agent_id, visitor_name, assigned_at, awaiting, escalated_at = row[:6]
         line = None if agent_id is None else by_id.get(agent_id)
         if line is not None:  # a deactivated agent's chats are re-queued by housekeeping
             line.chats.append(
-                HeldChat(chat_id, visitor_name, assigned_at, awaiting, escalated_at is not None)
+                HeldChat(
+                    chat_id,
+                    visitor_name,
+                    assigned_at,
+                    awaiting,
+                    escalated_at is not None,
+                    _chat_sla(tuple(row[6:]), targets, now=now),
+                )
             )
 
 
@@ -311,7 +392,9 @@ async def _escalated(session: AsyncSession) -> list[EscalatedLine]:
     ]
 
 
-async def _queued(session: AsyncSession) -> list[QueuedLine]:
+async def _queued(
+    session: AsyncSession, targets: Mapping[int, int], *, now: datetime
+) -> list[QueuedLine]:
     since = _since_queued()
     rows = await session.execute(
         select(
@@ -321,14 +404,24 @@ async def _queued(session: AsyncSession) -> list[QueuedLine]:
             since,
             Conversation.priority,
             Conversation.escalated_at,
+            *_first_reply_clock(),
         )
         .join(Visitor, Visitor.id == Conversation.visitor_id)
         .outerjoin(Skill, Skill.id == Conversation.skill_id)
+        .outerjoin(_Opened, _opened_join())
         .where(Conversation.state == ConversationState.QUEUED)
         .order_by(Conversation.priority.desc(), since, Conversation.id)
         .limit(LIST_LIMIT)
     )
     return [
-        QueuedLine(chat_id, visitor_name, slug, queued_at, priority, escalated_at is not None)
-        for chat_id, visitor_name, slug, queued_at, priority, escalated_at in rows.all()
+        QueuedLine(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5] is not None,
+            _chat_sla(tuple(row[6:]), targets, now=now),
+        )
+        for row in rows.all()
     ]

@@ -393,6 +393,14 @@ class Conversation(Base):
         Index("ix_conversations_agent_state", "agent_id", "state"),
         Index("ix_conversations_next_step", "state", "next_step_at"),
         Index("ix_conversations_awaiting_reply", "state", "awaiting_reply_since"),
+        # The SLA breach detector (chat.breaches) reads, every second, the open conversations
+        # not yet marked breached, oldest first: a partial index that holds only those.
+        Index(
+            "ix_conversations_sla_watch",
+            "created_at",
+            postgresql_where=text("sla_breached_at IS NULL AND state IN ('queued', 'assigned')"),
+            sqlite_where=text("sla_breached_at IS NULL AND state IN ('queued', 'assigned')"),
+        ),
         # The REST list and export (docs/api.md#conversations-api): keyset pages by creation or by
         # close, and a visitor's conversations.
         Index("ix_conversations_created", "created_at", "id"),
@@ -468,6 +476,9 @@ class Conversation(Base):
     # When its text and files were removed (an erasure or the retention policy's anonymising,
     # docs/api.md#privacy); the row, its timings and its log's seqs stay.
     redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When its first agent reply passed its skill's target (the live SLA breach, recorded once
+    # by chat.breaches with its `sla.breached` event; docs/metrics.md#sla-breaches).
+    sla_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConversationEvent(Base):
@@ -486,6 +497,21 @@ class ConversationEvent(Base):
             "conversation_id",
             postgresql_where=text("kind = 'agent.joined'"),
             sqlite_where=text("kind = 'agent.joined'"),
+        ),
+        # The SLA breach detector's lookups per open conversation: its first agent reply, and
+        # whether it arrived offline (then it has no first-reply target). Small shares of the log.
+        Index(
+            "ix_conversation_events_agent_reply",
+            "conversation_id",
+            "created_at",
+            postgresql_where=text("kind = 'message' AND sender_type = 'agent'"),
+            sqlite_where=text("kind = 'message' AND sender_type = 'agent'"),
+        ),
+        Index(
+            "ix_conversation_events_offline",
+            "conversation_id",
+            postgresql_where=text("kind = 'conversation.offline'"),
+            sqlite_where=text("kind = 'conversation.offline'"),
         ),
         # Not here: the full-text GIN index on the events' text, PostgreSQL's alone (migration
         # 2026-12-04-0502; the models cannot state a one-dialect expression index).

@@ -30,6 +30,7 @@ TRANSFER_REQUESTED = "transfer.requested"
 TRANSFER_ACCEPTED = "transfer.accepted"
 ESCALATED = "conversation.escalated"
 RATED = "conversation.rated"
+SLA_BREACHED = "sla.breached"
 EFFORT_RATED = "conversation.effort_rated"
 
 # Webhook event types, the list an endpoint subscribes from.
@@ -45,6 +46,7 @@ CSAT_SUBMITTED = "csat.submitted"
 # receiver of csat.submitted keeps getting exactly the rating it always got.
 EFFORT_SUBMITTED = "effort.submitted"
 OFFLINE_MESSAGE_CREATED = "offline_message.created"
+CONVERSATION_SLA_BREACHED = "conversation.sla_breached"
 EVENT_TYPES: tuple[str, ...] = (
     CONVERSATION_CREATED,
     CONVERSATION_QUEUED,
@@ -56,6 +58,7 @@ EVENT_TYPES: tuple[str, ...] = (
     CSAT_SUBMITTED,
     EFFORT_SUBMITTED,
     OFFLINE_MESSAGE_CREATED,
+    CONVERSATION_SLA_BREACHED,
 )
 # Sent only by `POST /webhooks/{id}/test`, whatever the endpoint subscribes to.
 TEST = "webhook.test"
@@ -243,6 +246,22 @@ def _offline(e: StoredFacts) -> dict[str, Any] | None:
     return {"reason": e.body.get("reason"), "opens_at": e.body.get("opens_at")}
 
 
+def _sla_breached(e: StoredFacts) -> dict[str, Any] | None:
+    # The figures only: which target, how long the customer waited, for which skill.
+    b = e.body
+    skill = b.get("skill")
+    return {
+        "target_seconds": b.get("target_seconds"),
+        "waited_seconds": b.get("waited_seconds"),
+        "answered": bool(b.get("answered")),
+        "skill": (
+            {"id": skill.get("id"), "slug": skill.get("slug")}
+            if isinstance(skill, Mapping)
+            else None
+        ),
+    }
+
+
 _MAPPING: dict[str, tuple[str, Callable[[StoredFacts], dict[str, Any] | None]]] = {
     OPENED: (CONVERSATION_CREATED, _created),
     QUEUED: (CONVERSATION_QUEUED, _queued),
@@ -256,6 +275,7 @@ _MAPPING: dict[str, tuple[str, Callable[[StoredFacts], dict[str, Any] | None]]] 
     RATED: (CSAT_SUBMITTED, _rated),
     EFFORT_RATED: (EFFORT_SUBMITTED, _effort_rated),
     OFFLINE: (OFFLINE_MESSAGE_CREATED, _offline),
+    SLA_BREACHED: (CONVERSATION_SLA_BREACHED, _sla_breached),
 }
 # Stored kinds that may become a webhook: the outbox's first, cheapest test.
 MAPPED_KINDS = frozenset(_MAPPING)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import CurrentAgent, NowDep, SessionDep
 from app.api.errors import responses
 from app.api.v1.admin_agents import StaffAgent
-from app.routing import oversight
+from app.routing import oversight, sla
 from app.routing.oversight import AgentLine, SkillLine
 from app.store.models import AgentStatus, ConversationState, Role
 
@@ -80,6 +80,33 @@ class OverviewSkill(BaseModel):
     agents_available: int = Field(description="Of those online, the ones below capacity.")
 
 
+class ChatSla(BaseModel):
+    state: Literal["ok", "at_risk", "breached"] = Field(
+        description="From the wait since the customer's first message: `breached` once it "
+        "exceeds `target_seconds` (whole milliseconds, as reports count them) or once the "
+        "breach was recorded, `at_risk` from 75 % of it."
+    )
+    target_seconds: int = Field(
+        description="The first-reply target of the skill the chat arrived needing (60 for "
+        "chats that need no skill)."
+    )
+    due_at: datetime = Field(description="When the target runs out: the first message + target.")
+
+
+def _chat_sla(value: sla.ChatSla | None) -> ChatSla | None:
+    if value is None:
+        return None
+    return ChatSla(
+        state=value.state.value, target_seconds=value.target_seconds, due_at=value.due_at
+    )
+
+
+_CHAT_SLA_DESCRIPTION = (
+    "Against its own target while it awaits its first agent reply; null once an agent "
+    "replied, and for a chat that arrived offline (docs/metrics.md#sla-breaches)."
+)
+
+
 class HeldChat(BaseModel):
     id: uuid.UUID
     visitor_name: str | None
@@ -88,6 +115,7 @@ class HeldChat(BaseModel):
         description="The customer's oldest message the agent has not answered; null when none."
     )
     escalated: bool
+    sla: ChatSla | None = Field(description=_CHAT_SLA_DESCRIPTION)
 
 
 class OverviewAgent(BaseModel):
@@ -122,6 +150,7 @@ class QueuedChat(BaseModel):
     queued_at: datetime
     priority: int
     escalated: bool
+    sla: ChatSla | None = Field(description=_CHAT_SLA_DESCRIPTION)
 
 
 class Overview(BaseModel):
@@ -222,6 +251,7 @@ async def get_overview(_staff: StaffAgent, session: SessionDep, now: NowDep) -> 
                         assigned_at=chat.assigned_at,
                         awaiting_reply_since=chat.awaiting_reply_since,
                         escalated=chat.escalated,
+                        sla=_chat_sla(chat.sla),
                     )
                     for chat in line.chats
                 ],
@@ -249,6 +279,7 @@ async def get_overview(_staff: StaffAgent, session: SessionDep, now: NowDep) -> 
                 queued_at=chat.queued_at,
                 priority=chat.priority,
                 escalated=chat.escalated,
+                sla=_chat_sla(chat.sla),
             )
             for chat in view.queued
         ],

@@ -40,6 +40,7 @@ EventType = Literal[
     "csat.submitted",
     "effort.submitted",
     "offline_message.created",
+    "conversation.sla_breached",
 ]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 WebhookIdPath = Annotated[uuid.UUID, Path(description="The endpoint's id.")]
