@@ -25,14 +25,14 @@ from app.store.models import ApiKey, Role
 
 # Every scope, with what it grants. `admin` grants every other scope as well.
 SCOPES: dict[str, str] = {
-    "conversations:read": "List conversations, read one's metadata and its CSAT; the skills "
-    "and dispositions on offer.",
+    "conversations:read": "List conversations, read one's metadata and its CSAT; the skills, "
+    "dispositions and quality rubric on offer.",
     "conversations:write": "Change conversations: tags, disposition, close.",
     "transcripts:read": "Read transcripts (JSON and text) and the bulk export.",
     "transcripts:internal": "With transcripts:read: internal notes, whispers and the "
     "transfer channel between agents in transcripts too.",
-    "reports:read": "Read reports, escalations, the team and the routing settings (what "
-    "supervisors read).",
+    "reports:read": "Read reports, quality reviews, escalations, the team and the routing "
+    "settings (what supervisors read).",
     "privacy": "Export or erase everything stored about one visitor.",
     "admin": "Administration (agents, skills, routing, canned responses, API keys, "
     "webhooks, retention); grants every other scope too.",
