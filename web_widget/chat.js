@@ -228,25 +228,34 @@ export class Chat {
     v.input.focus();
   }
 
+  // The rating and the effort answer, whichever were chosen (sent again on a retry: harmless).
   async rate() {
     const v = this.view;
     const t = this.t;
-    const score = v.scored;
-    if (!score) return v.setError(v.rateError, t("rateChoose"));
+    const score = v.stars.value;
+    const effort = !v.effort.hidden && v.effort.value;
+    if (!score && !effort) return v.setError(v.rateError, t(v.effort.hidden ? "rateChoose" : "rateChooseAny"));
     v.setError(v.rateError, "");
     let code = "rateFailed";
     try {
-      const res = await this.conn.api("PUT", this.ended + "/rating", { score, comment: v.comment.value.trim() || null });
-      if (res.ok) {
-        this.conn.remember("rated", this.ended);
-        this.conn.tell({ t: "rated", conv: this.ended });
-        v.showAfter(true, true);
-        return v.download.focus();
+      for (const [path, body] of [
+        ["/rating", score && { score, comment: v.comment.value.trim() || null }],
+        ["/effort", effort && { score: effort }],
+      ]) {
+        if (!body) continue;
+        const res = await this.conn.api("PUT", this.ended + path, body);
+        if (!res.ok) {
+          const c = (await res.json()).code;
+          if (c === "rating_closed" || c === "not_closed") code = c;
+          throw c;
+        }
       }
-      const c = (await res.json()).code;
-      if (c === "rating_closed" || c === "not_closed") code = c;
+      this.conn.remember("rated", this.ended);
+      this.conn.tell({ t: "rated", conv: this.ended });
+      v.showAfter(true, true);
+      return v.download.focus();
     } catch {
-      // network down or an unreadable answer: the generic message
+      // refused, network down or an unreadable answer: the message chosen above
     }
     v.setError(v.rateError, t(code));
   }
@@ -565,8 +574,9 @@ export class Chat {
         v.setTyping("");
         v.setAgent(null);
         v.notice(t("closed"), e.seq);
-        v.showAfter(true, this.conn.data.rated === this.ended);
+        v.showAfter(true, this.conn.data.rated === this.ended, b.effort_asked);
         return this.refocus();
+      case "conversation.effort_rated":
       case "conversation.rated":
         return this.closed && v.showAfter(true, true);
     }

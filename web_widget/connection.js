@@ -1,15 +1,7 @@
 // The visitor's line to the server: session token, WebSocket (protocol v1, docs/protocol.md),
 // resume by seq, heartbeats, reconnects with backoff, and an outbox of unacked messages.
 // Renders nothing: it reports frames and its state to the handlers it was given.
-//
-// Rules kept here (docs/widget.md#resilience):
-// - token, current conversation and the outbox live in localStorage, so a reload or another
-//   page of the site carries on the same conversation and sends what was not acked yet;
-// - a message keeps its client_msg_id until it is acked: resending it after a reconnect is
-//   harmless (the server stores it once), so nothing is lost and nothing is sent twice;
-// - events are deduplicated by (conversation, seq); a new page asks for the log from seq 0;
-// - tabs of the same site share the visitor (localStorage) and tell each other what they did
-//   over a BroadcastChannel; one of them (holding a Web Lock) resends the outbox.
+// The rules it keeps (session, dedupe, outbox, reconnects, tabs): docs/widget.md#resilience.
 
 const BACKOFF_FIRST = 500; // ms; doubled per failed attempt, as docs/protocol.md suggests
 const BACKOFF_MAX = 30000;

@@ -197,34 +197,64 @@ export class View {
     this.offlineLead.textContent = this.t(email ? "offlineAskKnown" : "offlineAsk", { email });
   }
 
-  // After the close: a CSAT rating, the transcript, and a way to start again.
+  // A 1…n scale: a radio group named by its legend, the ends labelled (their buttons say it
+  // too). Arrows move and choose; Tab leaves it.
+  scale(id, n, label) {
+    const t = this.t;
+    const box = el("div", { class: "scale" });
+    const q = el(
+      "fieldset",
+      { role: "radiogroup", "aria-labelledby": id },
+      el("legend", { class: "lead", id, text: t(id) }),
+      box,
+      el("p", { class: "ends", "aria-hidden": "true" }, el("span", { text: label(1) }), el("span", { text: label(n) })),
+    );
+    q.set = (v) => {
+      q.value = v;
+      if (this.rateError) this.rateError.hidden = true;
+      [...box.children].forEach((b, i) => {
+        b.setAttribute("aria-checked", ++i === v);
+        b.tabIndex = i === (v || 1) ? 0 : -1;
+      });
+    };
+    for (let i = 1; i <= n; i++) {
+      const name = label(i);
+      box.append(
+        el("button", {
+          type: "button",
+          class: "score",
+          role: "radio",
+          "aria-label": name && t("rate", { n: i, label: name }),
+          title: name,
+          text: i,
+          onclick: () => q.set(i),
+          onkeydown: (e) => {
+            const to = i + ({ ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key] || 0);
+            if (to === i) return;
+            e.preventDefault();
+            box.children[Math.min(n, Math.max(1, to)) - 1].click();
+            box.querySelector("[tabindex='0']").focus();
+          },
+        }),
+      );
+    }
+    q.set(0);
+    return q;
+  }
+
+  // After the close: a CSAT rating (and the effort question when asked), the transcript, and a
+  // way to start again.
   buildAfter() {
     const t = this.t;
-    this.stars = [1, 2, 3, 4, 5].map((n) =>
-      el("button", {
-        type: "button",
-        class: "score",
-        "aria-pressed": "false",
-        "aria-label": t("rate", { n, label: t("rate" + n) }),
-        title: t("rate" + n),
-        text: String(n),
-        onclick: () => this.score(n),
-        onkeydown: (e) => {
-          const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
-          if (!step) return;
-          e.preventDefault();
-          this.stars[Math.min(4, Math.max(0, n - 1 + step))].focus();
-        },
-      }),
-    );
+    this.stars = this.scale("rateAsk", 5, (n) => t("rate" + n));
+    this.effort = this.scale("effortAsk", 7, (n) => (n % 6 === 1 ? t("effort" + n) : ""));
     this.comment = el("textarea", { id: "wl-comment", name: "comment", rows: "2", maxlength: "1000" });
     this.rateError = el("p", { class: "error", role: "alert", hidden: true });
     this.csat = el(
       "form",
       { class: "csat" },
-      el("p", { class: "lead", id: "wl-rate", text: t("rateAsk") }),
-      el("div", { class: "scale", role: "group", "aria-labelledby": "wl-rate" }, ...this.stars),
-      el("p", { class: "ends", "aria-hidden": "true" }, el("span", { text: t("rate1") }), el("span", { text: t("rate5") })),
+      this.stars,
+      this.effort,
       el("label", { class: "field" }, el("span", { text: t("comment") }), this.comment),
       this.rateError,
       el("button", { class: "primary", type: "submit", text: t("rateSend") }),
@@ -243,21 +273,18 @@ export class View {
     );
   }
 
-  score(n) {
-    this.scored = n;
-    this.stars.forEach((b, i) => b.setAttribute("aria-pressed", String(i + 1 === n)));
-    this.rateError.hidden = true;
-  }
-
-  showAfter(on, rated) {
+  // `effort`: the close asked the effort question too.
+  showAfter(on, rated, effort) {
     this.after.hidden = !on;
     this.composer.hidden = on || !this.offline.hidden;
     this.toBottom();
     this.csat.hidden = !!rated;
+    this.effort.hidden = !effort;
     this.thanks.hidden = !rated;
     this.thanks.textContent = rated ? this.t("rateThanks") : "";
     if (on) return;
-    this.score(0);
+    this.stars.set(0);
+    this.effort.set(0);
     this.comment.value = "";
     this.rateError.hidden = this.afterError.hidden = true;
   }

@@ -1,15 +1,8 @@
-// Warmline visitor widget loader: one <script type="module"> tag on the host page.
-//
-//   <script type="module" src="https://chat.example.com/widget/widget.js"
-//           data-color="#4f46e5" data-position="right" data-greeting="Hi! How can we help?"
-//           data-lang="en" data-prechat="name,email,topic" data-topics="billing:Billing"
-//           data-identity-token="<JWT signed by the site's backend for its logged-in user>"></script>
-//
-// Single-page sites whose user logs in or out after the load call window.Warmline.identify(jwt)
-// and window.Warmline.logout().
-//
-// Everything is drawn inside a shadow root on one <warmline-chat> element, so the page's CSS
-// cannot restyle the widget and the widget's CSS cannot touch the page. docs/widget.md.
+// Warmline visitor widget loader: one <script type="module"> tag on the host page, its data-*
+// attributes the settings; window.Warmline.identify(jwt) and .logout() for single-page sites.
+// Drawn in a shadow root on one <warmline-chat> element: the page's CSS and the widget's
+// cannot touch each other. Usage and every attribute: docs/widget.md (this file is sent to
+// every visitor: the documentation lives there).
 
 import { Chat } from "./chat.js";
 import { pick, strings } from "./strings.js";

@@ -183,7 +183,7 @@ class TestIdentity:
             await expect(page.get_by_role("button", name="Download transcript")).to_be_visible()
             if not rated:
                 await expect(rate).to_be_visible()
-                await page.get_by_role("button", name="5 — Very happy").click()
+                await page.get_by_role("radio", name="5 — Very happy").click()
                 await rate.click()
                 await expect(thanks).to_have_text("Thank you for your feedback!")
             else:

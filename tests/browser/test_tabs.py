@@ -83,7 +83,7 @@ class TestTabs:
 
         await dana.send({"type": "close", "conversation_id": conversation})
         await expect(two.notes.last).to_have_text("The chat has ended.")
-        await one.page.get_by_role("button", name="5 — Very happy").click()
+        await one.page.get_by_role("radio", name="5 — Very happy").click()
         await one.page.get_by_role("button", name="Send rating").click()
         for tab in tabs:
             await expect(tab.panel.locator(".thanks")).to_have_text("Thank you for your feedback!")

@@ -285,8 +285,8 @@ class TestWidget:
         await expect(widget.notes.last).to_have_text("The chat has ended.")
         await expect(widget.input).to_be_hidden()
         page = widget.page
-        one = page.get_by_role("button", name="1 — Very unhappy")
-        four = page.get_by_role("button", name="4 — Happy")
+        one = page.get_by_role("radio", name="1 — Very unhappy")
+        four = page.get_by_role("radio", name="4 — Happy")
         await expect(one).to_be_focused()  # focus left the hidden composer for the rating
         send = page.get_by_role("button", name="Send rating")
         await send.click()
@@ -297,8 +297,8 @@ class TestWidget:
             await page.keyboard.press("ArrowRight")
         await expect(four).to_be_focused()
         await page.keyboard.press("Space")
-        await expect(four).to_have_attribute("aria-pressed", "true")
-        await expect(one).to_have_attribute("aria-pressed", "false")
+        await expect(four).to_have_attribute("aria-checked", "true")
+        await expect(one).to_have_attribute("aria-checked", "false")
         await page.get_by_label("Comment (optional)").fill("  Quick, thanks  ")
 
         rating_url = f"{server.http}/api/v1/visitor/conversations/{conversation}/rating"
