@@ -254,8 +254,11 @@ function query(s, p) {
 function rangeText(s, p) {
   const one = p.first.getTime() === p.last.getTime();
   const dates = one ? RANGE_LABEL.format(p.first) : `${RANGE_LABEL.format(p.first)} – ${RANGE_LABEL.format(p.last)}`;
-  return `${dates} · ${s.tz}`;
+  return `${dates} · ${s.tz}` + (s.unknownZone ? ` (the server does not know ${s.unknownZone}: days and hours are UTC's)` : "");
 }
+
+// A 422 naming `tz`: the browser's zone is missing from the server's time zone database.
+const zoneRefused = (err) => err?.status === 422 && Array.isArray(err.problem?.errors) && err.problem.errors.some((e) => e.field === "query.tz");
 
 function say(s, text, kind) {
   s.status.textContent = text;
@@ -283,6 +286,12 @@ async function load(s) {
   ]);
   if (R !== s || n !== s.reads) return; // superseded by a later choice
   s.root.querySelector(".rp")?.removeAttribute("aria-busy");
+  if (report.status === "rejected" && zoneRefused(report.reason) && s.tz !== "UTC") {
+    s.unknownZone = s.tz;
+    s.tz = "UTC";
+    load(s);
+    return;
+  }
   if (report.status === "rejected") {
     const err = report.reason;
     const why = err?.status === 403 ? "Your role does not allow reading reports." : problemText(err);

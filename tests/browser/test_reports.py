@@ -400,6 +400,24 @@ async def test_errors_csv_and_coming_back(browser: Browser, server: Server, desk
         await expect(mia.t("rp-group")).to_have_value("skill")
         await expect(mia.t("rp-period")).to_have_value("7d")
         await expect(mia.t("rp-row")).to_have_count(2)
+
+        # a server whose time zone database lacks the browser's zone: the report in UTC, said
+        async def zone_unknown(route: Route) -> None:
+            if "tz=UTC" in route.request.url:
+                await route.continue_()
+                return
+            problem = {"field": "query.tz", "problem": "not an IANA time zone name"}
+            await route.fulfill(
+                status=422, json={"status": 422, "code": "invalid_request", "errors": [problem]}
+            )
+
+        await mia.page.route("**/api/v1/reports/conversations*", zone_unknown)
+        await mia.t("rp-refresh").click()
+        await expect(mia.t("rp-range")).to_contain_text(
+            f"UTC (the server does not know {desk.zone}: days and hours are UTC's)"
+        )
+        await expect(total(mia, "volume").locator("[data-test=value]")).to_have_text("6")
+        await expect(mia.t("rp-status")).to_have_text("")
     finally:
         await mia.close()
 
