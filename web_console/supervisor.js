@@ -427,10 +427,13 @@ function agentRow(s, a) {
 
 function chatRow(s, agent, c) {
   const visitor = who(c.visitor_name);
-  const target = sloTarget(s);
-  const awaiting = c.awaiting_reply_since
-    ? el("span", { class: "sv-muted" }, "awaiting reply ", withLimit(live(s, c.awaiting_reply_since), target))
-    : el("span", { class: "sv-muted", text: "answered" });
+  // Awaiting the first agent reply: judged against its own skill's target (c.sla). After that,
+  // a later message's wait has no target here (the unanswered watchdog alerts on it).
+  const awaiting = c.sla
+    ? slaMark(s, c.sla)
+    : c.awaiting_reply_since
+      ? el("span", { class: "sv-muted" }, "awaiting reply ", live(s, c.awaiting_reply_since))
+      : el("span", { class: "sv-muted", text: "answered" });
   return el(
     "li",
     { class: "sv-chat", "data-test": "sv-chat", "data-conversation": c.id },
@@ -455,11 +458,25 @@ function chatRow(s, agent, c) {
   );
 }
 
-// The overview does not say which skill a held chat needs, so its awaiting-reply time is
-// coloured against the most lenient first-reply target on show: red means late for any skill.
-function sloTarget(s) {
-  const targets = (s.data?.skills || []).map((k) => k.sla?.target_seconds).filter(Boolean);
-  return targets.length ? Math.max(...targets) : 0;
+const CHAT_SLA = { ok: "On time", at_risk: "At risk", breached: "SLA breached" };
+
+// A chat awaiting its first agent reply against its own target: a badge with the state the
+// server judged (amber at risk, red breached), and the wait since the customer's first message,
+// ticking and turning amber then red on its own between two polls.
+function slaMark(s, sla) {
+  const asked = new Date(Date.parse(sla.due_at) - sla.target_seconds * 1000).toISOString();
+  return el(
+    "span",
+    { class: "sv-chat-sla", "data-test": "sv-chat-sla", "data-state": sla.state },
+    el("span", { class: `sv-badge sv-sla-${sla.state}`, text: CHAT_SLA[sla.state] || sla.state }),
+    el(
+      "span",
+      { class: "sv-muted" },
+      " first reply ",
+      withLimit(live(s, asked), sla.target_seconds),
+      ` of ${spoken(sla.target_seconds)}`,
+    ),
+  );
 }
 
 function withLimit(span, limit) {
@@ -480,7 +497,8 @@ function queuedRow(s, c) {
       el("span", { class: "sv-muted", text: skill ? skill.name : c.skill_slug || "No skill" }),
       c.priority ? el("span", { class: "sv-badge", text: PRIORITY[c.priority] || `Priority ${c.priority}` }) : null,
       c.escalated ? el("span", { class: "sv-badge sv-esc-mark", text: "Escalated" }) : null,
-      el("span", { class: "sv-muted" }, "waiting ", withLimit(live(s, c.queued_at), skill?.sla?.target_seconds)),
+      el("span", { class: "sv-muted" }, "waiting ", live(s, c.queued_at)),
+      c.sla ? slaMark(s, c.sla) : null,
     ),
     el(
       "div",

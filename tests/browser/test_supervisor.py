@@ -16,8 +16,10 @@ import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Locator, Route, expect
+from sqlalchemy import update
 
-from app.store.models import Role
+from app.store.db import Database
+from app.store.models import Role, Skill
 from tests.browser.console import Console
 from tests.browser.widget import Widget
 from tests.conftest import Backend
@@ -287,5 +289,48 @@ class TestSupervisorView:
             await expect(mias.locator(f'[data-conversation="{conversation}"]')).to_have_count(1)
             danas = view.locator("[data-test=sv-agent]", has_text="Dana")
             await expect(danas.locator("[data-test=sv-chat]")).to_have_count(0)
+        finally:
+            await mia.close()
+
+
+async def first_reply_target(server: Server, slug: str, seconds: int) -> None:
+    """Set a skill's first-reply target in the store (as `PATCH /skills/{id}` does)."""
+    db = Database(server.backend.database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                update(Skill).where(Skill.slug == slug).values(sla_first_response_seconds=seconds)
+            )
+    finally:
+        await db.dispose()
+
+
+class TestChatSla:
+    async def test_a_chat_awaiting_its_first_reply(
+        self, browser: Browser, server: Server, widget: Widget
+    ) -> None:
+        """Mia sees Ada's chat, held by Dana and not answered yet, against billing's own 5 s
+        target: the row shows the target, then the red `SLA breached` badge (not the amber of
+        `At risk`) once it has passed, as the breach is recorded for Dana; Dana answers and the
+        row says `answered`, without a target."""
+        dana_email = await person(server, "Dana", billing=5)
+        await first_reply_target(server, "billing", 5)
+        dana = await Client.agent(server, dana_email)
+        await dana.connect()
+        mia = await Console.login_as(browser, server, await person(server, "Mia", Role.SUPERVISOR))
+        try:
+            conversation = await chat_with(widget, dana, "Where is my refund?")
+            await supervisor_tab(mia)
+            mark = chat_row(mia, conversation).locator("[data-test=sv-chat-sla]")
+            await expect(mark).to_contain_text("of 5 s")
+            await dana.event("sla.breached", conversation_id=conversation)
+            await expect(mark).to_have_attribute("data-state", "breached")
+            badge = mark.locator(".sv-badge")
+            await expect(badge).to_have_text("SLA breached")
+            await expect(badge).to_have_class(re.compile(r"\bsv-sla-breached\b"))
+            await expect(badge).not_to_have_class(re.compile(r"\bsv-sla-at_risk\b"))
+            await dana.message("Sorry for the wait.", conversation_id=conversation)
+            await expect(chat_row(mia, conversation)).to_contain_text("answered")
+            await expect(mark).to_have_count(0)
         finally:
             await mia.close()
