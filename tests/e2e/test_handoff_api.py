@@ -36,6 +36,8 @@ from app.store.models import (
 )
 from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
+from tests.integration.test_transfer_report import START as TRANSFER_DAY
+from tests.integration.test_transfer_report import TransferDesk, simulate_transfers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -444,6 +446,23 @@ async def seed_week(backend: Backend) -> Week:
     return Week(bo, cy, al, skills)
 
 
+def outcomes(**counts: int) -> dict[str, int]:
+    return {"accepted": 0, "declined": 0, "expired": 0, "cancelled": 0, "pending": 0, **counts}
+
+
+NO_CONVERSATIONS = {
+    "total": {
+        "handled": 0,
+        "transferred": 0,
+        "transfer_rate": None,
+        "ping_pong": 0,
+        "ping_pong_share": None,
+    },
+    "by_skill": [],
+    "by_agent": [],
+}
+
+
 class TestTransferReport:
     async def test_counts_accepted_transfers_in_range_with_repeats(self, backend: Backend) -> None:
         """Over [since, until) the report counts the accepted transfers, those after which the
@@ -464,25 +483,42 @@ class TestTransferReport:
         billing, tech = week.skills["billing"], week.skills["tech"]
         assert parsed(report.pop("since")) == T0
         assert parsed(report.pop("until")) == T0 + WEEK
+        no_time = {"accept_median_s": None, "accept_p90_s": None}
         assert report == {
             "total": 5,
             "with_repeat": 2,
             "repeat_share": 0.4,
             "by_kind": {"warm": 3, "cold": 1, "escalation": 1},
+            # The declined, expired and cancelled ones end in the range too; the pending one was
+            # requested 30 s before it. Seeded transfers carry no expiry: no time to accept.
+            "outcomes": outcomes(accepted=5, declined=1, expired=1, cancelled=1),
+            **no_time,
             "by_skill": [
                 {
                     "skill": {"id": billing, "name": "Billing"},
                     "transfers": 3,
                     "with_repeat": 1,
                     "repeat_share": 0.3333,
+                    "outcomes": outcomes(accepted=3),
+                    **no_time,
                 },
                 {
                     "skill": {"id": tech, "name": "Tech"},
                     "transfers": 1,
                     "with_repeat": 0,
                     "repeat_share": 0.0,
+                    "outcomes": outcomes(accepted=1),
+                    **no_time,
                 },
-                {"skill": None, "transfers": 1, "with_repeat": 1, "repeat_share": 1.0},
+                {
+                    "skill": None,
+                    "transfers": 1,
+                    "with_repeat": 1,
+                    "repeat_share": 1.0,
+                    # The chat needed no skill: the ones that did not move it stay under none.
+                    "outcomes": outcomes(accepted=1, declined=1, expired=1, cancelled=1),
+                    **no_time,
+                },
             ],
             "by_agent": [
                 {
@@ -490,25 +526,37 @@ class TestTransferReport:
                     "transfers": 3,
                     "with_repeat": 1,
                     "repeat_share": 0.3333,
+                    "declined": 0,
+                    "expired": 0,
+                    **no_time,
                 },
                 {
                     "agent": {"id": str(week.al), "name": "Al"},
                     "transfers": 1,
                     "with_repeat": 1,
                     "repeat_share": 1.0,
+                    "declined": 0,
+                    "expired": 0,
+                    **no_time,
                 },
                 {
                     "agent": {"id": str(week.cy), "name": "Cy"},
                     "transfers": 1,
                     "with_repeat": 0,
                     "repeat_share": 0.0,
+                    "declined": 0,
+                    "expired": 0,
+                    **no_time,
                 },
             ],
+            # The seeded chat was never measured (no conversation_metrics row): no figures.
+            "conversations": NO_CONVERSATIONS,
         }
 
     async def test_a_range_without_transfers_has_no_share(self, backend: Backend) -> None:
-        """A range with nothing accepted answers zeros, empty groups and `repeat_share` null
-        (not 0: no transfer is not a perfect score); an admin may read it."""
+        """A range with nothing accepted answers zeros and `repeat_share` null (not 0: no
+        transfer is not a perfect score), its pending transfer under its outcome; an admin may
+        read it."""
         await seed_week(backend)
         server = await Server(backend).start()
         try:
@@ -523,8 +571,23 @@ class TestTransferReport:
             "with_repeat": 0,
             "repeat_share": None,
             "by_kind": {"warm": 0, "cold": 0, "escalation": 0},
-            "by_skill": [],
+            # Only the pending transfer, requested 30 s before T0: a share of nothing is null.
+            "outcomes": outcomes(pending=1),
+            "accept_median_s": None,
+            "accept_p90_s": None,
+            "by_skill": [
+                {
+                    "skill": None,
+                    "transfers": 0,
+                    "with_repeat": 0,
+                    "repeat_share": None,
+                    "outcomes": outcomes(pending=1),
+                    "accept_median_s": None,
+                    "accept_p90_s": None,
+                }
+            ],
             "by_agent": [],
+            "conversations": NO_CONVERSATIONS,
         }
 
     async def test_default_range_is_the_last_seven_days(self, backend: Backend) -> None:
@@ -594,3 +657,181 @@ class TestTransferReport:
                 problem(await anonymous.get("/reports/transfers"), 401, "invalid_token")
         finally:
             await server.stop()
+
+
+async def play_transfer_day(backend: Backend) -> dict[str, Any]:
+    """The scripted day of tests/integration/test_transfer_report.py; its transfer still
+    pending (T10) is given a day more, so the server's expiry timer leaves it pending."""
+    db = Database(backend.database_url, pool_size=5)
+    try:
+        ids = await simulate_transfers(TransferDesk(db, TRANSFER_DAY))
+        async with db.write() as session:
+            await session.execute(
+                update(Transfer)
+                .where(Transfer.state == TransferState.PENDING)
+                .values(expires_at=datetime.now(UTC) + timedelta(days=1))
+            )
+    finally:
+        await db.dispose()
+    return ids
+
+
+class TestTransferReportOfADay:
+    async def test_every_figure_of_the_scripted_day(self, backend: Backend) -> None:
+        """The day's transfers by outcome, time to accept, per skill and per agent (declines,
+        expiries), and over its conversations the transfer rate and ping-pong, as JSON; the
+        transfer rate per skill and agent is the conversation report's."""
+        ids = await play_transfer_day(backend)
+        server = await Server(backend).start()
+        try:
+            boss = await login(server, backend, "Boss", Role.SUPERVISOR)
+            async with api(server, boss) as http:
+                day = {
+                    "since": z(TRANSFER_DAY - timedelta(hours=9)),
+                    "until": z(TRANSFER_DAY + timedelta(hours=15)),
+                }
+                report = ok(await http.get("/reports/transfers", params=day))
+                by_skill = ok(
+                    await http.get("/reports/conversations", params={**day, "group_by": "skill"})
+                )
+                by_agent = ok(
+                    await http.get("/reports/conversations", params={**day, "group_by": "agent"})
+                )
+        finally:
+            await server.stop()
+        billing = {"id": ids["billing"], "name": "Billing"}
+        tech = {"id": ids["tech"], "name": "Tech"}
+        ann, bob = {"id": str(ids["ann"]), "name": "Ann"}, {"id": str(ids["bob"]), "name": "Bob"}
+        cy, sue = {"id": str(ids["cy"]), "name": "Cy"}, {"id": str(ids["sue"]), "name": "Sue"}
+        report.pop("since")
+        report.pop("until")
+        none = {"with_repeat": 0, "repeat_share": 0.0}
+        assert report == {
+            "total": 7,
+            "with_repeat": 0,
+            "repeat_share": 0.0,
+            "by_kind": {"warm": 5, "cold": 1, "escalation": 1},
+            "outcomes": outcomes(accepted=7, declined=1, expired=1, cancelled=1, pending=1),
+            "accept_median_s": 35.0,
+            "accept_p90_s": 75.0,
+            "by_skill": [
+                {
+                    "skill": billing,
+                    "transfers": 4,
+                    **none,
+                    "outcomes": outcomes(accepted=4, cancelled=1, pending=1),
+                    "accept_median_s": 30.0,
+                    "accept_p90_s": 54.0,
+                },
+                {
+                    "skill": tech,
+                    "transfers": 3,
+                    **none,
+                    "outcomes": outcomes(accepted=3, declined=1, expired=1),
+                    "accept_median_s": 40.0,
+                    "accept_p90_s": 80.0,
+                },
+            ],
+            "by_agent": [
+                {
+                    "agent": ann,
+                    "transfers": 3,
+                    **none,
+                    "declined": 0,
+                    "expired": 1,
+                    "accept_median_s": 35.0,
+                    "accept_p90_s": 55.0,
+                },
+                {
+                    "agent": bob,
+                    "transfers": 2,
+                    **none,
+                    "declined": 0,
+                    "expired": 0,
+                    "accept_median_s": 25.0,
+                    "accept_p90_s": 29.0,
+                },
+                {
+                    "agent": cy,
+                    "transfers": 1,
+                    **none,
+                    "declined": 1,
+                    "expired": 0,
+                    "accept_median_s": 90.0,
+                    "accept_p90_s": 90.0,
+                },
+                {
+                    "agent": sue,
+                    "transfers": 1,
+                    **none,
+                    "declined": 0,
+                    "expired": 0,
+                    "accept_median_s": 40.0,
+                    "accept_p90_s": 40.0,
+                },
+            ],
+            # C1-C7 and C9 (C8 is open). Transferred: C1, C2, C3, C5, C7, C9. Ping-pong: C1, C5.
+            "conversations": {
+                "total": {
+                    "handled": 8,
+                    "transferred": 6,
+                    "transfer_rate": 0.75,
+                    "ping_pong": 2,
+                    "ping_pong_share": 0.3333,
+                },
+                "by_skill": [
+                    # C1, C4, C5, C6, C9; transferred C1, C5, C9.
+                    {
+                        "skill": billing,
+                        "handled": 5,
+                        "transferred": 3,
+                        "transfer_rate": 0.6,
+                        "ping_pong": 2,
+                        "ping_pong_share": 0.6667,
+                    },
+                    {
+                        "skill": tech,
+                        "handled": 3,
+                        "transferred": 3,
+                        "transfer_rate": 1.0,
+                        "ping_pong": 0,
+                        "ping_pong_share": 0.0,
+                    },
+                ],
+                "by_agent": [
+                    # Last agent Ann: C1, C3, C4, C5, C6, C9; transferred C1, C3, C5, C9.
+                    {
+                        "agent": ann,
+                        "handled": 6,
+                        "transferred": 4,
+                        "transfer_rate": 0.6667,
+                        "ping_pong": 2,
+                        "ping_pong_share": 0.5,
+                    },
+                    {
+                        "agent": cy,
+                        "handled": 1,
+                        "transferred": 1,
+                        "transfer_rate": 1.0,
+                        "ping_pong": 0,
+                        "ping_pong_share": 0.0,
+                    },
+                    {
+                        "agent": sue,
+                        "handled": 1,
+                        "transferred": 1,
+                        "transfer_rate": 1.0,
+                        "ping_pong": 0,
+                        "ping_pong_share": 0.0,
+                    },
+                ],
+            },
+        }
+        conversations = report["conversations"]
+        assert conversations["total"]["transfer_rate"] == by_skill["total"]["transfer_rate"]
+        rates = {row["group"]: row["transfer_rate"] for row in by_skill["rows"]}
+        assert {
+            str(r["skill"]["id"]): r["transfer_rate"] for r in conversations["by_skill"]
+        } == rates
+        rates = {row["group"]: row["transfer_rate"] for row in by_agent["rows"]}
+        assert {r["agent"]["id"]: r["transfer_rate"] for r in conversations["by_agent"]} == rates

@@ -3,24 +3,45 @@
 
 Read-only, supervisors and admins only. The escalated list is what a supervisor works from
 between `transfer_offer` frames: every open escalated chat, oldest escalation first. The report
-counts accepted transfers and how many made the customer repeat themselves. Must not change a
-chat: taking one is the `take` frame of `/ws/v1/agent`.
+says how transfers ended, how fast they were accepted, how often a chat bounced back to an
+agent who had it, and how many made the customer repeat themselves (every figure:
+docs/metrics.md#transfer-report). Must not change a chat: taking one is the `take` frame of
+`/ws/v1/agent`.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import NowDep, SessionDep
+from app.api.deps import NowDep, SessionDep, SettingsDep
 from app.api.errors import responses
 from app.api.v1.admin_agents import StaffAgent, refuse
-from app.handoff import repository
-from app.handoff.repository import Tally
+from app.api.v1.transfer_schemas import (
+    REPORT_EXAMPLE,
+    AgentRow,
+    ByKind,
+    ConversationAgentRow,
+    ConversationLine,
+    Conversations,
+    ConversationSkillRow,
+    Outcomes,
+    Ref,
+    SkillRef,
+    SkillRow,
+    TransferReport,
+)
+from app.handoff import pingpong, repository
+from app.handoff import report as transfers
+from app.handoff.report import AcceptTimes, Tally
+from app.reports import repository as reports
+from app.reports.figures import GroupBy, Totals, line
 from app.store.models import ConversationState, TransferKind
 
 router = APIRouter(tags=["handoff"])
@@ -32,19 +53,11 @@ DEFAULT_REPORT_DAYS = 7
 MAX_REPORT_DAYS = 366
 # Shares are ratios for people to read; four decimals is a hundredth of a per cent.
 SHARE_DIGITS = 4
+# Durations in seconds to the millisecond, as the conversation report shows them.
+SECONDS_DIGITS = 3
 
 
 # --- the escalated list ------------------------------------------------------------------------
-
-
-class Ref(BaseModel):
-    id: uuid.UUID
-    name: str | None
-
-
-class SkillRef(BaseModel):
-    id: int
-    name: str | None
 
 
 class PendingTransfer(BaseModel):
@@ -141,48 +154,25 @@ def _escalated(row: repository.EscalatedChat, now: datetime) -> EscalatedConvers
 # --- the transfer report -----------------------------------------------------------------------
 
 
-class ByKind(BaseModel):
-    warm: int
-    cold: int
-    escalation: int
-
-
-class SkillRow(BaseModel):
-    skill: SkillRef | None = Field(description="null: transfers of chats without a skill.")
-    transfers: int
-    with_repeat: int
-    repeat_share: float | None
-
-
-class AgentRow(BaseModel):
-    agent: Ref | None = Field(
-        description="The receiver; null for a cold transfer nobody has taken yet."
-    )
-    transfers: int
-    with_repeat: int
-    repeat_share: float | None
-
-
-class TransferReport(BaseModel):
-    since: datetime
-    until: datetime
-    total: int = Field(description="Transfers accepted in [since, until).")
-    with_repeat: int = Field(
-        description="Of those, how many the customer had to repeat something after."
-    )
-    repeat_share: float | None = Field(
-        description="with_repeat / total, 0 to 1 (the goal is 0); null when total is 0."
-    )
-    by_kind: ByKind
-    by_skill: list[SkillRow] = Field(description="Most transfers first.")
-    by_agent: list[AgentRow] = Field(description="Per receiving agent, most transfers first.")
+def _ratio(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(part / whole, SHARE_DIGITS)
 
 
 def share(tally: Tally) -> float | None:
     """The share of transfers with a repeat, or None when there were none to share."""
-    if tally.transfers == 0:
-        return None
-    return round(tally.with_repeat / tally.transfers, SHARE_DIGITS)
+    return _ratio(tally.with_repeat, tally.transfers)
+
+
+def _seconds(ms: float | None) -> float | None:
+    # As the conversation report shows its durations: seconds to the millisecond.
+    return None if ms is None else round(ms / 1000, SECONDS_DIGITS)
+
+
+def _accept(times: AcceptTimes) -> dict[str, float | None]:
+    return {
+        "accept_median_s": _seconds(times.median_ms),
+        "accept_p90_s": _seconds(times.p90_ms),
+    }
 
 
 def report_window(
@@ -204,20 +194,100 @@ def report_window(
     return since, until
 
 
+def _conversation_line(totals: Totals, bounced: int) -> dict[str, Any]:
+    # The transfer rate is the conversation report's own line(), so the two never disagree.
+    shown = line(totals)
+    return {
+        "handled": shown.handled,
+        "transferred": shown.transferred,
+        "transfer_rate": shown.transfer_rate,
+        "ping_pong": bounced,
+        "ping_pong_share": _ratio(bounced, shown.transferred),
+    }
+
+
+async def conversation_figures(
+    session: AsyncSession, *, since: datetime, until: datetime, now: datetime, fcr_window: int
+) -> Conversations:
+    """Transfer rate and ping-pong over the conversation report's conversations, grouped as
+    it groups them: in total, by arrival skill and by last agent."""
+    window = timedelta(seconds=fcr_window)  # unused by these figures; the query needs one
+    found = {
+        grouping: await reports.totals(
+            session,
+            since=since,
+            until=until,
+            group_by=grouping,
+            zone="UTC",
+            window=window,
+            now=now,
+        )
+        for grouping in (None, GroupBy.SKILL, GroupBy.AGENT)
+    }
+    bounced = await pingpong.bounced(session, since=since, until=until)
+    by_skill: dict[str | None, int] = {}
+    by_agent: dict[str | None, int] = {}
+    for b in bounced:
+        skill_key = None if b.skill_id is None else str(b.skill_id)
+        agent_key = None if b.last_agent_id is None else str(b.last_agent_id)
+        by_skill[skill_key] = by_skill.get(skill_key, 0) + 1
+        by_agent[agent_key] = by_agent.get(agent_key, 0) + 1
+
+    async def rows(
+        grouping: GroupBy, counts: dict[str | None, int]
+    ) -> list[tuple[str | None, str | None, dict[str, Any]]]:
+        """(key, name, figures) of each group with a handled conversation, most transferred
+        first, then by name, the null group last."""
+        groups = {k: t for k, t in found[grouping].items() if t.handled > 0}
+        names = await reports.names(session, grouping, list(groups))
+        named = {k: None if k is None or k not in names else names[k].name for k in groups}
+        ordered = sorted(
+            groups, key=lambda k: (-groups[k].transferred, k is None, named[k] or "", k or "")
+        )
+        return [(k, named[k], _conversation_line(groups[k], counts.get(k, 0))) for k in ordered]
+
+    skills = await rows(GroupBy.SKILL, by_skill)
+    agents = await rows(GroupBy.AGENT, by_agent)
+
+    return Conversations(
+        total=ConversationLine(**_conversation_line(found[None].get(None, Totals()), len(bounced))),
+        by_skill=[
+            ConversationSkillRow(
+                skill=None if k is None else SkillRef(id=int(k), name=name), **figures
+            )
+            for k, name, figures in skills
+        ],
+        by_agent=[
+            ConversationAgentRow(
+                agent=None if k is None else Ref(id=uuid.UUID(k), name=name), **figures
+            )
+            for k, name, figures in agents
+        ],
+    )
+
+
 @router.get(
     "/reports/transfers",
-    summary="Transfer report: how often customers repeated themselves",
-    description="Transfers (warm, cold and escalations) accepted in `[since, until)`, and how "
-    "many of them made the customer restate a fact they had already given before the move "
-    "(the `handoff.repeat` event). The product goal is zero repeats (`repeat_share` 0): each "
-    "one is a handoff where the context did not travel with the chat. Broken "
-    "down per kind, per skill and per receiving agent. Default: the last 7 days; the range "
-    f"may span at most {MAX_REPORT_DAYS} days. Supervisors and admins.",
-    responses=responses(401, 403, 422, 503),
+    summary="Transfer report: outcomes, time to accept, ping-pong, repeats",
+    description="Transfers (warm, cold and escalations) of `[since, until)`: those accepted "
+    "(by kind, skill and receiving agent) and how many of them made the customer restate a "
+    "fact they had already given before the move (the `handoff.repeat` event; the product "
+    "goal is zero, `repeat_share` 0); every transfer that ended in the range by outcome "
+    "(accepted, declined, expired, cancelled) and those requested in it still pending; the "
+    "time receivers took to accept (median and 90th percentile); each agent's declines and "
+    "expiries. Over the conversations opened in the range (as the conversation report counts "
+    "them): the transfer rate and ping-pong, chats that came back to an agent who had held "
+    "them before. Every figure is defined in docs/metrics.md#transfer-report. Default: the "
+    f"last 7 days; the range may span at most {MAX_REPORT_DAYS} days. Supervisors and admins.",
+    responses={
+        200: {"content": {"application/json": {"example": REPORT_EXAMPLE}}},
+        **responses(401, 403, 422, 503),
+    },
 )
 async def transfer_report(
     _staff: StaffAgent,
     session: SessionDep,
+    settings: SettingsDep,
     now: NowDep,
     since: Annotated[
         AwareDatetime | None,
@@ -229,7 +299,7 @@ async def transfer_report(
     ] = None,
 ) -> TransferReport:
     since, until = report_window(since, until, now)
-    report = await repository.transfer_report(session, since=since, until=until)
+    report = await transfers.transfer_report(session, since=since, until=until)
     by_skill = sorted(
         report.by_skill,
         key=lambda s: (-s.tally.transfers, s.skill_id is None, s.skill_name or "", s.skill_id or 0),
@@ -249,12 +319,16 @@ async def transfer_report(
             cold=report.by_kind[TransferKind.COLD],
             escalation=report.by_kind[TransferKind.ESCALATION],
         ),
+        outcomes=Outcomes(**asdict(report.outcomes)),
+        **_accept(report.accept),
         by_skill=[
             SkillRow(
                 skill=None if s.skill_id is None else SkillRef(id=s.skill_id, name=s.skill_name),
                 transfers=s.tally.transfers,
                 with_repeat=s.tally.with_repeat,
                 repeat_share=share(s.tally),
+                outcomes=Outcomes(**asdict(s.outcomes)),
+                **_accept(s.accept),
             )
             for s in by_skill
         ],
@@ -264,7 +338,13 @@ async def transfer_report(
                 transfers=a.tally.transfers,
                 with_repeat=a.tally.with_repeat,
                 repeat_share=share(a.tally),
+                declined=a.declined,
+                expired=a.expired,
+                **_accept(a.accept),
             )
             for a in by_agent
         ],
+        conversations=await conversation_figures(
+            session, since=since, until=until, now=now, fcr_window=settings.fcr_window
+        ),
     )
