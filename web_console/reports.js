@@ -274,8 +274,6 @@ async function load(s) {
   }
   const n = ++s.reads;
   const q = query(s, p);
-  s.range.textContent = rangeText(s, p);
-  s.loading = { p, group: s.group };
   s.root.querySelector(".rp")?.setAttribute("aria-busy", "true");
   say(s, "Loading…");
   const path = `/reports/conversations?${q.params}&group_by=${s.group}&tz=${encodeURIComponent(s.tz)}`;
@@ -300,6 +298,7 @@ async function load(s) {
     return;
   }
   say(s, "");
+  s.range.textContent = rangeText(s, p); // the period of the figures on screen, not of a failed read
   s.report = report.value;
   s.shown = { p, group: s.group };
   if (s.sort && !columnsOf(s.report).some(([f]) => f === s.sort.field) && s.sort.field !== "group") s.sort = null;
