@@ -665,6 +665,8 @@ export function systemText(e, me) {
       return `${n(b.agent)} (supervisor) left`;
     case "conversation.unanswered":
       return `Customer unanswered for ${duration(b.waited_seconds || 0)} (${b.alerted === "supervisors" ? "supervisors alerted" : "alert"})`;
+    case "sla.breached":
+      return `First-reply SLA breached: ${duration(b.waited_seconds || 0)} against a target of ${duration(b.target_seconds || 0)}` + (b.answered ? " (answered late)" : "");
     case "conversation.rated":
       return `Rated ${"★".repeat(b.score || 0)}` + (b.comment ? ` — “${b.comment}”` : "");
     case "handoff.summary_extra":

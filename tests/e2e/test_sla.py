@@ -192,8 +192,7 @@ class TestLiveBreaches:
                 cid = await queued_breach(server, backend, http)
 
                 late_row = await stored(backend, late)
-                assert len(late_row["breaches"]) == 1
-                assert late_row["breached_at"] is not None
+                assert (len(late_row["breaches"]), late_row["breached_at"] is not None) == (1, True)
                 on_time_row = await stored(backend, on_time)
                 assert on_time_row["breaches"] == []
                 assert on_time_row["breached_at"] is None
@@ -205,6 +204,7 @@ class TestLiveBreaches:
                 assert (await stored(backend, late))["sla_met"] is False
                 assert (await stored(backend, on_time))["sla_met"] is True
                 assert await breach_count(backend) == 2
+                await transcripts(server, http, ada, late)
                 assert await counted(server) == {"billing": 2.0}
                 assert [r.json()["conversation_id"] for r in receiver.ok()][:1] == [late]
         finally:
@@ -282,3 +282,19 @@ async def answered_at_once(
     answered = await http.get("/supervisor/overview")
     assert held_chat(answered.json(), on_time)["sla"] is None
     return bea, on_time
+
+
+async def transcripts(server: Server, http: httpx.AsyncClient, ada: Client, cid: str) -> None:
+    """The breach is a line of the staff's text transcript, and absent from the visitor's."""
+    staff = await http.get(f"/conversations/{cid}/transcript", params={"format": "text"})
+    assert staff.status_code == 200, staff.text
+    assert "First-reply SLA breached: " in staff.text
+    assert f"against a target of {TARGET} s." in staff.text
+    async with httpx.AsyncClient(base_url=server.http) as visitor_http:
+        own = await visitor_http.get(
+            f"/api/v1/visitor/conversations/{cid}/transcript",
+            headers={"Authorization": f"Bearer {ada.token}"},
+        )
+    assert own.status_code == 200, own.text
+    assert "breach" not in own.text.lower()
+    assert "sla" not in own.text.lower()

@@ -99,6 +99,10 @@ _SENTENCES: dict[str, Callable[[dict[str, Any]], str]] = {
     kinds.SUPERVISOR_JOINED: lambda b: f"{_name(b)} (supervisor) joined the chat.",
     kinds.SUPERVISOR_LEFT: lambda b: f"{_name(b)} (supervisor) left the chat.",
     kinds.UNANSWERED: lambda b: "The customer is waiting for a reply.",
+    kinds.SLA_BREACHED: lambda b: (
+        f"First-reply SLA breached: {b.get('waited_seconds')} s against a target of "
+        f"{b.get('target_seconds')} s."
+    ),
 }
 # Somebody's words, with what kind of words they are when not to the visitor.
 _SPOKEN = {
