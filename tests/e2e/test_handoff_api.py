@@ -9,6 +9,8 @@ escalates by itself while a test reads the list.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -620,8 +622,8 @@ class TestTransferReport:
 
     async def test_bad_ranges_are_refused(self, backend: Backend) -> None:
         """`until` not after `since`, a range past 366 days, a timestamp without a time zone,
-        and one that is not a timestamp are 422 naming the parameter; 366 days exactly is
-        fine."""
+        one that is not a timestamp, and a format other than json or csv are 422 naming the
+        parameter; 366 days exactly is fine."""
         server = await Server(backend).start()
         try:
             boss = await login(server, backend, "Boss", Role.SUPERVISOR)
@@ -641,6 +643,7 @@ class TestTransferReport:
                 }
                 assert "query.since" in await refused(since="2026-06-01T00:00:00")
                 assert "query.until" in await refused(until="last tuesday")
+                assert "query.format" in await refused(format="xml")
                 year = {"since": z(T0), "until": z(T0 + timedelta(days=366))}
                 assert ok(await http.get("/reports/transfers", params=year))["total"] == 0
         finally:
@@ -696,6 +699,10 @@ class TestTransferReportOfADay:
                 )
                 by_agent = ok(
                     await http.get("/reports/conversations", params={**day, "group_by": "agent"})
+                )
+                as_csv = await http.get("/reports/transfers", params={**day, "format": "csv"})
+                by_accept = await http.get(
+                    "/reports/transfers", params=day, headers={"Accept": "text/csv"}
                 )
         finally:
             await server.stop()
@@ -829,6 +836,41 @@ class TestTransferReportOfADay:
         }
         conversations = report["conversations"]
         assert conversations["total"]["transfer_rate"] == by_skill["total"]["transfer_rate"]
+        assert as_csv.status_code == 200, as_csv.text
+        assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+        assert by_accept.text == as_csv.text
+        lines = list(csv.DictReader(io.StringIO(as_csv.text)))
+        assert [(line["section"], line["group_by"], line["name"]) for line in lines] == [
+            ("transfers", "total", ""),
+            ("transfers", "skill", "Billing"),
+            ("transfers", "skill", "Tech"),
+            ("transfers", "agent", "Ann"),
+            ("transfers", "agent", "Bob"),
+            ("transfers", "agent", "Cy"),
+            ("transfers", "agent", "Sue"),
+            ("conversations", "total", ""),
+            ("conversations", "skill", "Billing"),
+            ("conversations", "skill", "Tech"),
+            ("conversations", "agent", "Ann"),
+            ("conversations", "agent", "Cy"),
+            ("conversations", "agent", "Sue"),
+        ]
+        # Figures as in the JSON; what does not apply to a line is empty.
+        assert lines[0]["transfers"] == "7"
+        assert (lines[0]["pending"], lines[0]["accept_p90_s"], lines[0]["handled"]) == (
+            "1",
+            "75.0",
+            "",
+        )
+        assert (lines[3]["group"], lines[3]["expired"], lines[3]["accepted"]) == (
+            ann["id"],
+            "1",
+            "",
+        )
+        assert (lines[5]["declined"], lines[5]["accept_median_s"]) == ("1", "90.0")
+        assert lines[8]["group"] == str(ids["billing"])
+        assert (lines[8]["transfer_rate"], lines[8]["ping_pong_share"]) == ("0.6", "0.6667")
+        assert lines[8]["transfers"] == ""
         rates = {row["group"]: row["transfer_rate"] for row in by_skill["rows"]}
         assert {
             str(r["skill"]["id"]): r["transfer_rate"] for r in conversations["by_skill"]

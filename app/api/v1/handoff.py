@@ -11,12 +11,15 @@ docs/metrics.md#transfer-report). Must not change a chat: taking one is the `tak
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +27,7 @@ from app.api.deps import NowDep, SessionDep, SettingsDep
 from app.api.errors import responses
 from app.api.v1.admin_agents import StaffAgent, refuse
 from app.api.v1.transfer_schemas import (
+    CSV_COLUMNS,
     REPORT_EXAMPLE,
     AgentRow,
     ByKind,
@@ -36,7 +40,9 @@ from app.api.v1.transfer_schemas import (
     SkillRef,
     SkillRow,
     TransferReport,
+    csv_lines,
 )
+from app.config import Settings
 from app.handoff import pingpong, repository
 from app.handoff import report as transfers
 from app.handoff.report import AcceptTimes, Tally
@@ -55,6 +61,7 @@ MAX_REPORT_DAYS = 366
 SHARE_DIGITS = 4
 # Durations in seconds to the millisecond, as the conversation report shows them.
 SECONDS_DIGITS = 3
+CSV_TYPE = "text/csv"
 
 
 # --- the escalated list ------------------------------------------------------------------------
@@ -278,13 +285,27 @@ async def conversation_figures(
     "expiries. Over the conversations opened in the range (as the conversation report counts "
     "them): the transfer rate and ping-pong, chats that came back to an agent who had held "
     "them before. Every figure is defined in docs/metrics.md#transfer-report. Default: the "
-    f"last 7 days; the range may span at most {MAX_REPORT_DAYS} days. Supervisors and admins.",
+    f"last 7 days; the range may span at most {MAX_REPORT_DAYS} days. `format=csv` or "
+    "`Accept: text/csv` answers CSV: a header row, then one line per group of each section "
+    "(`transfers`, `conversations`) and grouping (`total`, `skill`, `agent`). Supervisors and "
+    "admins.",
+    response_model=TransferReport,
     responses={
-        200: {"content": {"application/json": {"example": REPORT_EXAMPLE}}},
+        200: {
+            "content": {
+                "application/json": {"example": REPORT_EXAMPLE},
+                CSV_TYPE: {
+                    "schema": {"type": "string"},
+                    "example": ",".join(CSV_COLUMNS) + "\r\ntransfers,total,,,5,2,0.4,5,1,…\r\n",
+                },
+            },
+            "description": "JSON, or CSV with `format=csv` or `Accept: text/csv`.",
+        },
         **responses(401, 403, 422, 503),
     },
 )
 async def transfer_report(
+    *,
     _staff: StaffAgent,
     session: SessionDep,
     settings: SettingsDep,
@@ -297,8 +318,35 @@ async def transfer_report(
         AwareDatetime | None,
         Query(description="End, exclusive: ISO 8601 with a time zone. Default: now."),
     ] = None,
-) -> TransferReport:
+    format: Annotated[
+        Literal["json", "csv"] | None,
+        Query(description="`csv` for CSV; default: by the Accept header, else JSON."),
+    ] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> TransferReport | Response:
     since, until = report_window(since, until, now)
+    answer = await _report(session, since=since, until=until, now=now, settings=settings)
+    wants_csv = format == "csv" or (
+        format is None and accept is not None and CSV_TYPE in accept.lower()
+    )
+    if not wants_csv:
+        return answer
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in csv_lines(answer):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    name = f"transfers-{since:%Y%m%d}-{until:%Y%m%d}.csv"
+    return Response(
+        out.getvalue(),
+        media_type=f"{CSV_TYPE}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def _report(
+    session: AsyncSession, *, since: datetime, until: datetime, now: datetime, settings: Settings
+) -> TransferReport:
     report = await transfers.transfer_report(session, since=since, until=until)
     by_skill = sorted(
         report.by_skill,

@@ -184,3 +184,114 @@ REPORT_EXAMPLE: dict[str, Any] = {
         ],
     },
 }
+
+
+# The CSV form: one table in long format, a line per group of each section, so a spreadsheet
+# can filter and pivot it; a column that does not apply to a line is empty.
+CSV_COLUMNS = [
+    "section",
+    "group_by",
+    "group",
+    "name",
+    "transfers",
+    "with_repeat",
+    "repeat_share",
+    "accepted",
+    "declined",
+    "expired",
+    "cancelled",
+    "pending",
+    "accept_median_s",
+    "accept_p90_s",
+    "handled",
+    "transferred",
+    "transfer_rate",
+    "ping_pong",
+    "ping_pong_share",
+]
+
+
+def csv_lines(report: TransferReport) -> list[dict[str, Any]]:
+    """The report as CSV lines (docs/api.md#transfer-report): the transfers in total, by skill
+    and by agent, then the conversations likewise. On agent lines `declined` and `expired` are
+    the agent's own declines and lapses, and `accepted` is empty (it is `transfers`)."""
+
+    def transfer_figures(row: TotalLike) -> dict[str, Any]:
+        return {
+            "transfers": row.transfers,
+            "with_repeat": row.with_repeat,
+            "repeat_share": row.repeat_share,
+            "accept_median_s": row.accept_median_s,
+            "accept_p90_s": row.accept_p90_s,
+        }
+
+    lines: list[dict[str, Any]] = [
+        {
+            "section": "transfers",
+            "group_by": "total",
+            **transfer_figures(TotalLike.of(report)),
+            **report.outcomes.model_dump(),
+        }
+    ]
+    for s in report.by_skill:
+        lines.append({
+            "section": "transfers",
+            "group_by": "skill",
+            "group": None if s.skill is None else s.skill.id,
+            "name": None if s.skill is None else s.skill.name,
+            **transfer_figures(TotalLike.of(s)),
+            **s.outcomes.model_dump(),
+        })  # fmt: skip
+    for a in report.by_agent:
+        lines.append({
+            "section": "transfers",
+            "group_by": "agent",
+            "group": None if a.agent is None else a.agent.id,
+            "name": None if a.agent is None else a.agent.name,
+            **transfer_figures(TotalLike.of(a)),
+            "declined": a.declined,
+            "expired": a.expired,
+        })  # fmt: skip
+    conversations = report.conversations
+    lines.append(
+        {"section": "conversations", "group_by": "total", **conversations.total.model_dump()}
+    )
+    for c in conversations.by_skill:
+        lines.append({
+            "section": "conversations",
+            "group_by": "skill",
+            "group": None if c.skill is None else c.skill.id,
+            "name": None if c.skill is None else c.skill.name,
+            **c.model_dump(exclude={"skill"}),
+        })  # fmt: skip
+    for g in conversations.by_agent:
+        lines.append({
+            "section": "conversations",
+            "group_by": "agent",
+            "group": None if g.agent is None else g.agent.id,
+            "name": None if g.agent is None else g.agent.name,
+            **g.model_dump(exclude={"agent"}),
+        })  # fmt: skip
+    return lines
+
+
+class TotalLike(BaseModel):
+    """The transfer figures every transfer line has, whichever row it comes from."""
+
+    transfers: int
+    with_repeat: int
+    repeat_share: float | None
+    accept_median_s: float | None
+    accept_p90_s: float | None
+
+    @classmethod
+    def of(cls, row: TransferReport | SkillRow | AgentRow) -> TotalLike:
+        if isinstance(row, TransferReport):
+            return cls(
+                transfers=row.total,
+                with_repeat=row.with_repeat,
+                repeat_share=row.repeat_share,
+                accept_median_s=row.accept_median_s,
+                accept_p90_s=row.accept_p90_s,
+            )
+        return cls.model_validate(row.model_dump(include=set(cls.model_fields)))
