@@ -5,11 +5,13 @@ and a real webhook receiver.
 
 Nothing waits on a fixed sleep: every wait is for an event, a webhook or a stored row, and the
 order of what the detector records is what shows that it has looked at a chat and left it be.
-Each test runs on both backends (SQLite + in-process bus, PostgreSQL + Redis).
+The first test runs on both backends (SQLite + in-process bus, PostgreSQL + Redis), the second
+on two nodes sharing PostgreSQL and Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -298,3 +300,50 @@ async def transcripts(server: Server, http: httpx.AsyncClient, ada: Client, cid:
     assert own.status_code == 200, own.text
     assert "breach" not in own.text.lower()
     assert "sla" not in own.text.lower()
+
+
+class TestTwoNodes:
+    async def test_each_breach_recorded_once(self, postgres_backend: Backend) -> None:
+        """Two nodes on PostgreSQL and Redis, both detecting every 0.1 s: three chats opened on
+        one node, held and left unanswered by an agent connected to the other, each get one
+        `sla.breached`; the agent receives each once, and each webhook is sent once."""
+        backend = postgres_backend
+        fast = {"sla_watch_interval": "0.1", "webhook_retry_base": "0.05"}
+        one = await Server(backend, node_name="one", heartbeat_timeout="30", **fast).start()
+        two: Server | None = None
+        try:
+            admin = await Client.agent(
+                one, await create_agent(backend, name="Root", role=Role.ADMIN, capacity=0)
+            )
+            email = await create_agent(backend, name="Ann", skills={"billing": 5}, capacity=3)
+            async with Receiver() as receiver, api(one, admin.token) as http:
+                billing = next(
+                    s for s in (await http.get("/skills")).json() if s["slug"] == "billing"
+                )
+                await http.patch(
+                    f"/skills/{billing['id']}", json={"sla_first_response_seconds": TARGET}
+                )
+                hook = await http.post("/webhooks", json={"url": receiver.url, "events": [WEBHOOK]})
+                assert hook.status_code == 201, hook.text
+                two = await Server(backend, node_name="two", heartbeat_timeout="30", **fast).start()
+                ann = await Client.agent(two, email)
+                await ann.connect()
+                chats = []
+                for name in ("Ada", "Bea", "Cy"):
+                    visitor = await Client.visitor(one, name=name)
+                    await visitor.connect()
+                    chats.append(
+                        str((await visitor.message("Hello?", skill="billing"))["conversation_id"])
+                    )
+                for cid in chats:
+                    await ann.event(BREACHED, conversation_id=cid)
+                await wait_for(lambda: len(receiver.ok()) >= len(chats), what="three webhooks")
+                await asyncio.sleep(1.0)  # ten rounds of each node: time for a duplicate to show
+                assert await breach_count(backend) == len(chats)
+                assert sorted(r.json()["conversation_id"] for r in receiver.ok()) == sorted(chats)
+                for cid in chats:
+                    assert [e["kind"] for e in ann.events[cid]].count(BREACHED) == 1
+        finally:
+            await one.stop()
+            if two is not None:
+                await two.stop()
