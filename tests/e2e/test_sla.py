@@ -3,8 +3,10 @@
 shortest allowed) through the admin API, agents, a supervisor and visitors over WebSockets,
 and a real webhook receiver.
 
-Nothing waits on a fixed sleep: every wait is for an event, a webhook or a stored row, and the
-order of what the detector records is what shows that it has looked at a chat and left it be.
+Every wait is for an event, a webhook or a stored row, and the order of what the detector
+records is what shows that it has looked at a chat and left it be; the one fixed pause (two
+nodes) only gives a duplicate time to show, so it can make the test miss a bug, never fail
+without one.
 The first test runs on both backends (SQLite + in-process bus, PostgreSQL + Redis), the second
 on two nodes sharing PostgreSQL and Redis.
 """
