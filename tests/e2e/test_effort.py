@@ -122,6 +122,13 @@ class TestEffortQuestion:
                 assert about.status_code == 200, about.text
                 assert about.json()["effort"]["score"] == 7
                 assert about.json()["csat"] is None  # answered without a rating
+                text = await http.get(
+                    f"/conversations/{cid}/transcript",
+                    params={"format": "text"},
+                    headers=bearer(root),
+                )
+                assert text.status_code == 200, text.text
+                assert "Customer effort: 7 of 7" in text.text
         finally:
             await server.stop()
 

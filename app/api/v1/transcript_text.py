@@ -84,6 +84,9 @@ _SENTENCES: dict[str, Callable[[dict[str, Any]], str]] = {
     kinds.AGENT_LEFT: lambda b: f"{_name(b)} left the chat ({b.get('reason')}).",
     kinds.CLOSED: lambda b: f"The chat was closed by the {b.get('by', 'system')}.",
     kinds.RATED: _rated,
+    kinds.EFFORT_RATED: lambda b: (
+        f"Customer effort: {b.get('score')} of 7 (7: strongly agrees it was made easy)."
+    ),
     kinds.TAGGED: _tagged,
     kinds.DISPOSITION: lambda b: f"Disposition: {b.get('label') or b.get('disposition')}.",
     kinds.TRANSFER_REQUESTED: _requested,
