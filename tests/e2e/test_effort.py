@@ -21,6 +21,7 @@ from tests.conftest import Backend
 from tests.e2e.harness import Client, Server, create_agent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+EFFORT_FIGURES = ("effort_asked", "effort_responses", "effort_easy", "ces", "effort_response_rate")
 
 
 def bearer(client: Client) -> dict[str, str]:
@@ -129,6 +130,32 @@ class TestEffortQuestion:
                 )
                 assert text.status_code == 200, text.text
                 assert "Customer effort: 7 of 7" in text.text
+
+                # The report, JSON (its total) and CSV: one chat asked, answered 7 (easy).
+                report = await http.get("/reports/conversations", headers=bearer(root))
+                assert report.status_code == 200, report.text
+                total = report.json()["total"]
+                assert {k: total[k] for k in EFFORT_FIGURES} == {
+                    "effort_asked": 1,
+                    "effort_responses": 1,
+                    "effort_easy": 1,
+                    "ces": 1.0,
+                    "effort_response_rate": 1.0,
+                }
+                csv = await http.get(
+                    "/reports/conversations", params={"format": "csv"}, headers=bearer(root)
+                )
+                header, day = csv.text.splitlines()
+                assert (
+                    dict(zip(header.split(","), day.split(","), strict=True)).items()
+                    >= {
+                        "effort_asked": "1",
+                        "effort_responses": "1",
+                        "effort_easy": "1",
+                        "ces": "1.0",
+                        "effort_response_rate": "1.0",
+                    }.items()
+                )
         finally:
             await server.stop()
 
