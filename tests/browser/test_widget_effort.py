@@ -147,3 +147,47 @@ class TestEffortQuestion:
         await widget.open()
         await expect(widget.panel.locator(".thanks")).to_have_text("Thank you for your feedback!")
         await expect(group).to_be_hidden()
+
+    async def test_in_french(self, browser: Browser, server: Server) -> None:
+        """In French (`data-lang="fr"`): the question, its legend and the ends."""
+        await survey(server, on=True)
+        dana = await Client.agent(
+            server, await create_agent(server.backend, name="Dana", skills={"billing": 5})
+        )
+        await dana.connect()
+        context = await browser.new_context(locale="fr-FR")
+        page = await context.new_page()
+        # The demo page's tag says data-lang="en": say "fr" instead, before the module runs.
+        await page.add_init_script(
+            "document.addEventListener('readystatechange', () => {"
+            " const s = document.querySelector('script[data-lang]');"
+            " if (document.readyState === 'interactive' && s) s.dataset.lang = 'fr'; });"
+        )
+        try:
+            await page.goto(f"{server.http}/demo")
+            widget = Widget(context, page, server)
+            await widget.open()
+            await page.get_by_label("Nom", exact=True).fill("Ada")
+            await page.get_by_label("Sujet").select_option("billing")
+            await page.get_by_role("button", name="Commencer").click()
+            message = page.get_by_label("Votre message", exact=True)
+            await message.fill("Mon colis est en retard")
+            await message.press("Enter")
+            conversation = (await dana.event("agent.joined"))["conversation_id"]
+            await dana.send({"type": "close", "conversation_id": conversation})
+            group = page.get_by_role(
+                "radiogroup", name="Nous vous avons facilité la résolution de votre demande."
+            )
+            await expect(group).to_be_visible()
+            await expect(group.locator(".ends span")).to_have_text(
+                ["Pas du tout d’accord", "Tout à fait d’accord"]
+            )
+            await expect(
+                group.get_by_role("radio", name="7 — Tout à fait d’accord")
+            ).to_be_visible()
+            await page.get_by_role("button", name="Envoyer la note").click()
+            await expect(widget.panel.locator(".csat [role=alert]")).to_have_text(
+                "Répondez à au moins une question."
+            )
+        finally:
+            await context.close()
