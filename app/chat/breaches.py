@@ -49,6 +49,7 @@ CLOSED_LOOKBACK = timedelta(minutes=10)
 # The partial index ix_conversations_sla_watch is used only when the query states its
 # predicate with literals (a bound parameter cannot prove it on PostgreSQL).
 _OPEN_STATES = text("conversations.state IN ('queued', 'assigned')")
+_IDS_PER_QUERY = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,16 +134,19 @@ def _skill_of(body: dict[str, Any]) -> int | None:
 async def _arrival_skills(
     session: AsyncSession, ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, int | None]:
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(ConversationEvent.conversation_id, ConversationEvent.body).where(
-            ConversationEvent.conversation_id.in_(ids),
-            ConversationEvent.seq == 1,
-            ConversationEvent.kind == kinds.OPENED,
+    skills: dict[uuid.UUID, int | None] = {}
+    # In chunks: the first round after an upgrade may find every chat then waiting, more ids
+    # than one statement may bind on SQLite.
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        rows = await session.execute(
+            select(ConversationEvent.conversation_id, ConversationEvent.body).where(
+                ConversationEvent.conversation_id.in_(ids[start : start + _IDS_PER_QUERY]),
+                ConversationEvent.seq == 1,
+                ConversationEvent.kind == kinds.OPENED,
+            )
         )
-    )
-    return {cid: _skill_of(body) for cid, body in rows.all()}
+        skills.update((cid, _skill_of(body)) for cid, body in rows.all())
+    return skills
 
 
 def _wait(candidate: _Candidate, now: datetime) -> timedelta:

@@ -165,3 +165,30 @@ class TestNotJudged:
         ]
         await desk.close(bob, offline, 100)
         assert await recorded(desk, offline) == (0, None, None)
+
+
+class TestBatches:
+    async def test_a_backlog_is_recorded_oldest_first_over_rounds(
+        self, desk: Desk, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Three late chats (as after an upgrade, or an outage), two a round: the two that have
+        waited longest first, the third at the next round; the arrival skills are read in
+        chunks (two ids a query here) without losing any."""
+        monkeypatch.setattr(breaches, "_IDS_PER_QUERY", 2)
+        billing = await desk.skill("billing", target_seconds=10)
+        ann = await desk.agent("Ann", billing)
+        chats = []
+        for i, name in enumerate(("Ada", "Bea", "Cy")):
+            chat = await desk.open(await desk.visitor(name), i, billing)
+            await desk.accept(ann, chat, i + 1)
+            chats.append(chat)
+
+        async def round_of(limit: int) -> list[uuid.UUID]:
+            async def work(session: AsyncSession) -> Outcome:
+                return await breaches.watch(session, now=desk.at(60), limit=limit)
+
+            return [e.conversation_id for e in (await desk.unit(work)).events]
+
+        assert await round_of(2) == chats[:2]
+        assert await round_of(2) == chats[2:]
+        assert await round_of(2) == []
