@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 import asyncpg  # type: ignore[import-untyped]  # noqa: E402 # asyncpg ships no type information
 from alembic import command  # noqa: E402
-from sqlalchemy import or_, select, text  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 
 from app.chat import breaches  # noqa: E402
 from app.store.db import Database, alembic_config  # noqa: E402
@@ -194,7 +194,7 @@ async def measure(url: str, repeats: int) -> dict[str, Any]:
                 breaches._OPEN_STATES,
                 Conversation.created_at < NOW - timedelta(seconds=TARGET),
                 ~breaches._arrived_offline(),
-                or_(reply.is_(None), reply >= NOW - breaches.CLOSED_LOOKBACK),
+                ~breaches._replied_before(NOW - breaches.CLOSED_LOOKBACK),
             )
             compiled = query.compile(
                 dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
