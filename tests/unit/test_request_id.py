@@ -13,10 +13,11 @@ from fastapi.responses import StreamingResponse
 from app.api import errors as api_errors
 from app.api.request_id import accepted, new_id
 from app.main import Warmline
+from app.metrics import Metrics
 
 
 def app_with_routes() -> Warmline:
-    app = Warmline()
+    app = Warmline(metrics=Metrics())
     api_errors.install(app)
 
     @app.get("/boom")
