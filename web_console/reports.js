@@ -198,7 +198,8 @@ function build(s) {
     GROUPS.map(([v, label]) => h("option", { value: v }, label)),
   );
   s.groupSel.value = s.group;
-  s.csvBtn = h("button", { type: "button", "data-test": "rp-csv", onclick: () => download(s) }, "Download CSV");
+  s.csvBtn = h("button", { type: "button", "data-test": "rp-csv", onclick: () => download(s, "conversations", s.csvBtn) }, "Download CSV");
+  const transfersCsv = h("button", { type: "button", class: "small", "data-test": "rp-csv-transfers", onclick: () => download(s, "transfers", transfersCsv) }, "Download CSV");
   s.range = h("p", { class: "rp-range", "data-test": "rp-range" });
   s.status = h("p", { class: "rp-status", role: "status", "aria-live": "polite", "data-test": "rp-status" });
   s.totals = h("div", { class: "rp-totals", "data-test": "rp-totals" });
@@ -230,7 +231,12 @@ function build(s) {
       s.status,
       h("section", { class: "rp-section", "aria-label": "Totals" }, s.totals),
       h("section", { class: "rp-section" }, s.table),
-      h("section", { class: "rp-section", "aria-labelledby": id("transfers-title") }, h("h2", { id: id("transfers-title") }, "Transfers"), s.transferBox),
+      h(
+        "section",
+        { class: "rp-section", "aria-labelledby": id("transfers-title") },
+        h("div", { class: "rp-heading" }, h("h2", { id: id("transfers-title") }, "Transfers"), transfersCsv),
+        s.transferBox,
+      ),
       s.qualityBox,
     ),
   );
@@ -562,8 +568,9 @@ function renderQuality(s, answer) {
   const labels = isObject(q.labels) ? q.labels : {};
   const t = q.total || {};
   const keys = Object.keys(labels);
+  const csv = h("button", { type: "button", class: "small", "data-test": "rp-csv-quality", onclick: () => download(s, "quality", csv) }, "Download CSV");
   const parts = [
-    h("h2", { id: "rp-quality-title" }, "Quality reviews"),
+    h("div", { class: "rp-heading" }, h("h2", { id: "rp-quality-title" }, "Quality reviews"), csv),
     h(
       "div",
       { class: "rp-totals" },
@@ -609,12 +616,20 @@ function renderQuality(s, answer) {
 
 // ---------------------------------------------------------------- CSV
 
-async function download(s) {
+// One of the three reports as CSV, for the period on screen. The API's CSV (format=csv) with the
+// session's token, saved through a blob: link; `button` is disabled meanwhile.
+const CSV = {
+  conversations: (s, shown) => [`/reports/conversations?group_by=${shown.group}&tz=${encodeURIComponent(s.tz)}`, `-by-${shown.group}`],
+  transfers: () => ["/reports/transfers?", ""],
+  quality: (s) => [`/reports/quality?group_by=agent&tz=${encodeURIComponent(s.tz)}`, "-by-agent"],
+};
+
+async function download(s, report, button) {
   const shown = s.shown;
   if (!shown) return;
-  const q = query(s, shown.p);
-  const url = `/api/v1/reports/conversations?${q.params}&group_by=${shown.group}&tz=${encodeURIComponent(s.tz)}&format=csv`;
-  s.csvBtn.disabled = true;
+  const [path, suffix] = CSV[report](s, shown);
+  const url = `/api/v1${path}${path.endsWith("?") ? "" : "&"}${query(s, shown.p).params}&format=csv`;
+  button.disabled = true;
   say(s, "Preparing the CSV…");
   try {
     const res = await fetch(url, { headers: { Authorization: "Bearer " + s.ctx.token(), Accept: "text/csv" } });
@@ -627,7 +642,7 @@ async function download(s) {
     const blob = await res.blob();
     const href = URL.createObjectURL(blob);
     const days = shown.p.first.getTime() === shown.p.last.getTime() ? isoDate(shown.p.first) : `${isoDate(shown.p.first)}_to_${isoDate(shown.p.last)}`;
-    const link = h("a", { href, download: `warmline-conversations-${days}-by-${shown.group}.csv`, hidden: true });
+    const link = h("a", { href, download: `warmline-${report}-${days}${suffix}.csv`, hidden: true });
     document.body.append(link);
     link.click();
     link.remove();
@@ -636,6 +651,6 @@ async function download(s) {
   } catch (err) {
     say(s, "The CSV could not be downloaded: " + problemText(err), "error");
   } finally {
-    s.csvBtn.disabled = false;
+    button.disabled = false;
   }
 }
