@@ -1,12 +1,12 @@
 """`/api/v1/escalations` and `/api/v1/reports/transfers`: what supervisors read about handoffs
 (docs/api.md#escalations, docs/api.md#transfer-report; the rules are docs/handoff.md).
 
-Read-only, supervisors and admins only. The escalated list is what a supervisor works from
-between `transfer_offer` frames: every open escalated chat, oldest escalation first. The report
-says how transfers ended, how fast they were accepted, how often a chat bounced back to an
-agent who had it, and how many made the customer repeat themselves (every figure:
-docs/metrics.md#transfer-report). Must not change a chat: taking one is the `take` frame of
-`/ws/v1/agent`.
+Read-only, for supervisors and admins (and keys with `reports:read`). The escalated list is
+what a supervisor works from between `transfer_offer` frames: every open escalated chat, oldest
+escalation first. The report says how transfers ended, how fast they were accepted, how often
+a chat bounced back to an agent who had it, and how many made the customer repeat themselves
+(every figure: docs/metrics.md#transfer-report). Must not change a chat: taking one is the
+`take` frame of `/ws/v1/agent`.
 """
 
 from __future__ import annotations
@@ -287,8 +287,8 @@ async def conversation_figures(
     "them before. Every figure is defined in docs/metrics.md#transfer-report. Default: the "
     f"last 7 days; the range may span at most {MAX_REPORT_DAYS} days. `format=csv` or "
     "`Accept: text/csv` answers CSV: a header row, then one line per group of each section "
-    "(`transfers`, `conversations`) and grouping (`total`, `skill`, `agent`). Supervisors and "
-    "admins.",
+    "(`transfers`, `conversations`) and grouping (`total`, `skill`, `agent`). Supervisors, "
+    "admins and keys with `reports:read`.",
     response_model=TransferReport,
     responses={
         200: {
