@@ -663,8 +663,10 @@ class TestTransferReport:
 
 
 async def play_transfer_day(backend: Backend) -> dict[str, Any]:
-    """The scripted day of tests/integration/test_transfer_report.py; its transfer still
-    pending (T10) is given a day more, so the server's expiry timer leaves it pending."""
+    """The scripted day of tests/integration/test_transfer_report.py, days ago. Its transfer
+    still pending (T10) is given a day more and the timer rules are off, so the server's
+    timers leave it pending: neither its expiry nor the handle-time rule escalating the chat
+    that still holds it (which would cancel it) runs while the report is read."""
     db = Database(backend.database_url, pool_size=5)
     try:
         ids = await simulate_transfers(TransferDesk(db, TRANSFER_DAY))
@@ -673,6 +675,11 @@ async def play_transfer_day(backend: Backend) -> dict[str, Any]:
                 update(Transfer)
                 .where(Transfer.state == TransferState.PENDING)
                 .values(expires_at=datetime.now(UTC) + timedelta(days=1))
+            )
+            await session.execute(
+                update(RoutingSettings)
+                .where(RoutingSettings.id == 1)
+                .values(escalate_wait_seconds=None, escalate_handle_seconds=None)
             )
     finally:
         await db.dispose()
