@@ -267,6 +267,9 @@ def _shared_metrics(workers: int) -> Iterator[None]:
         yield
     finally:
         if not own:
+            # Gone with its directory: a later app in this process (tests) must not write
+            # its figures into files nobody reads, or look for a directory that is not there.
+            os.environ.pop(MULTIPROC_ENV, None)
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -156,6 +156,7 @@ class TestSharedDirectory:
             assert path.is_dir()
             assert not list(path.iterdir())
         assert not path.exists()
+        assert MULTIPROC_ENV not in os.environ  # nor its name, for what runs next
 
     def test_the_operators_directory_is_emptied_and_kept(
         self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
