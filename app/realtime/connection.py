@@ -863,15 +863,20 @@ class Connection:
             )
         )
         await self.hub.publish(outcome)
-        # A conversation this message opened: follow it. Its catch-up reads the store, so
-        # whatever was published before the subscription is still delivered, once.
-        if ack.conversation_id not in self.live and actor.kind is SenderType.VISITOR:
-            try:
-                await self.follow(ack.conversation_id)
-            except BusUnavailable:
-                log.warning("could not follow a new conversation; the bus reconnect will resync")
-        if actor.kind is SenderType.VISITOR and not ack.duplicate and frame.text:
-            await self._after_customer_message(ack.conversation_id, frame.text)
+        # The rest of the frame's lines name the conversation, also one this message opened
+        # (it had no id when the frame's lines were bound).
+        with structlog.contextvars.bound_contextvars(conversation_id=str(ack.conversation_id)):
+            # A conversation this message opened: follow it. Its catch-up reads the store, so
+            # whatever was published before the subscription is still delivered, once.
+            if ack.conversation_id not in self.live and actor.kind is SenderType.VISITOR:
+                try:
+                    await self.follow(ack.conversation_id)
+                except BusUnavailable:
+                    log.warning(
+                        "could not follow a new conversation; the bus reconnect will resync"
+                    )
+            if actor.kind is SenderType.VISITOR and not ack.duplicate and frame.text:
+                await self._after_customer_message(ack.conversation_id, frame.text)
 
     async def _after_customer_message(self, conversation_id: uuid.UUID, text: str) -> None:
         """What a customer's message may set off (an escalation it asks for, a mood it reveals,

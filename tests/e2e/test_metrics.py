@@ -140,7 +140,9 @@ class TestMetrics:
         finally:
             await server.stop()
         no_errors_logged(server)
-        # A frame's log lines carry its conversation and its socket's actor and connection.
+        # A frame's log lines carry its conversation and its socket's actor and connection: the
+        # scorer's line about Sue's first message, which opened the chat, too (her second
+        # message's checks may find the chat escalated already, and score nothing).
         about_chat = [
             line
             for line in json_lines(server)
