@@ -371,9 +371,7 @@ async def measure(url: str, repeats: int) -> dict[str, Any]:
                 log(f"{key}: {results[key]}")
             async with db.read() as session:  # what was counted, to check the load is realistic
                 counted = await transfer_report.transfer_report(session, since=since, until=until)
-                rate = await transfer_api.conversation_figures(
-                    session, since=since, until=until, now=END, fcr_window=86_400
-                )
+                rate = await transfer_api.conversation_figures(session, since=since, until=until)
             results[f"transfers/{days}d/counted"] = {
                 "outcomes": dataclasses.asdict(counted.outcomes),
                 "accept_median_ms": counted.accept.median_ms,
@@ -399,9 +397,7 @@ def _transfer_work(
         return await pingpong.bounced(session, since=since, until=until)
 
     async def conversations(session: AsyncSession) -> object:
-        return await transfer_api.conversation_figures(
-            session, since=since, until=until, now=END, fcr_window=int(WINDOW.total_seconds())
-        )
+        return await transfer_api.conversation_figures(session, since=since, until=until)
 
     async def whole(session: AsyncSession) -> object:
         return (await transfers(session), await conversations(session))
