@@ -40,6 +40,7 @@ from app.store.models import (
     ConversationEvent,
     ConversationState,
     Erasure,
+    QualityReview,
     SenderType,
     Transfer,
     Visibility,
@@ -128,6 +129,14 @@ async def redact_conversation(
     ):
         transfer.note = None
         transfer.reason = None
+    # Supervisors' review comments may quote what the customer said; the scores stay.
+    for review in await session.scalars(
+        select(QualityReview).where(QualityReview.conversation_id == conversation.id)
+    ):
+        scores = [{**score, "comment": None} for score in review.scores or []]
+        if review.comment is not None or scores != review.scores:
+            review.comment = None
+            review.scores = scores
     result.deliveries = await webhook_service.redact_deliveries(
         session, conversation_id=conversation.id
     )

@@ -26,12 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.tokens import hash_password
 from app.chat.errors import ConversationNotFound
 from app.errors import Forbidden
+from app.privacy.erasure import redact_conversation
 from app.quality import service
 from app.quality.errors import AlreadyReviewed, ConversationNotClosed, InvalidReview
 from app.quality.scoring import DEFAULT_CRITERIA, Criterion, Scale, Score
 from app.quality.tally import Line, QualityGroupBy
 from app.store.db import Database
-from app.store.models import Agent, QualityReview, Role
+from app.store.models import Agent, Conversation, QualityReview, Role
 from tests.conftest import Backend
 from tests.integration.desk import Desk
 
@@ -328,3 +329,29 @@ class TestReport:
             )
         assert later.rows == {}
         assert later.total == Line(0, 0, None, {})
+
+
+class TestPrivacy:
+    async def test_redaction_empties_the_comments_and_keeps_the_scores(self, world: World) -> None:
+        """A reviewer may quote the customer ("card ending 4242"): an erasure or an anonymising
+        retention empties the overall and per-criterion comments; the marks and the score, which
+        the quality report counts, stay."""
+        quoting = [
+            Score("greeting", 5),
+            Score("empathy", 3, comment="She gave card ending 4242 twice"),
+            Score("accuracy", 4, comment="Address 12 Rue X was right"),
+            Score("resolution", 1),
+        ]
+        made = await review(world, world.c1, quoting, comment="Customer Ada, 12 Rue X")
+        async with world.desk.db.write() as session:
+            conversation = await session.get(Conversation, world.c1, with_for_update=True)
+            assert conversation is not None
+            await redact_conversation(session, conversation, now=NOW, cause={"by": "retention"})
+        async with world.desk.db.read() as session:
+            kept = await session.get(QualityReview, made.id)
+            assert kept is not None
+            assert kept.comment is None
+            assert [s["comment"] for s in kept.scores] == [None, None, None, None]
+            assert [s["value"] for s in kept.scores] == [5, 3, 4, 1]
+            assert kept.score == pytest.approx(725 / 9)
+        assert (await report(world, QualityGroupBy.AGENT)).total.reviews == 1
