@@ -1,9 +1,10 @@
 """quality reviews: a rubric and supervisors' scores of closed conversations
 
 Two tables (docs/metrics.md#quality-reviews): `quality_rubrics`, the versions of the rubric
-(never edited, the highest in force), seeded here with version 1, the default criteria of
-`app.quality.scoring` (greeting, empathy, accuracy, resolution; a pure module, so importing it
-cannot reach the database or the settings); and `quality_reviews`, one per reviewer and closed
+(never edited, the highest in force), seeded here with version 1, the default criteria
+as `app.quality.scoring.DEFAULT_CRITERIA` stood when this revision was written (greeting,
+empathy, accuracy, resolution), copied below so that a later change of those defaults cannot
+change what this revision seeds; and `quality_reviews`, one per reviewer and closed
 conversation, each keeping the rubric version it was scored against. The downgrade drops both.
 
 Revision ID: a7e1c2d3b4f5
@@ -20,12 +21,50 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from app.quality.scoring import DEFAULT_CRITERIA, as_json
-
 revision: str = 'a7e1c2d3b4f5'
 down_revision: str | None = 'f6d4b8c03e54'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# app.quality.scoring.DEFAULT_CRITERIA, as JSON, on 2026-12-04.
+SEED_CRITERIA: list[dict[str, object]] = [
+    {
+        'key': 'greeting',
+        'label': 'Greeting',
+        'description': 'Greeted the customer by name and introduced themselves promptly.',
+        'weight': 1,
+        'scale': 'points',
+        'points': 5,
+        'allow_na': False,
+    },
+    {
+        'key': 'empathy',
+        'label': 'Empathy',
+        'description': "Acknowledged the customer's situation and kept a warm, respectful tone.",
+        'weight': 2,
+        'scale': 'points',
+        'points': 5,
+        'allow_na': True,
+    },
+    {
+        'key': 'accuracy',
+        'label': 'Accuracy',
+        'description': 'Gave correct, complete information and followed policy.',
+        'weight': 3,
+        'scale': 'points',
+        'points': 5,
+        'allow_na': True,
+    },
+    {
+        'key': 'resolution',
+        'label': 'Resolution',
+        'description': "The customer's issue was resolved, or handed on with a clear next step.",
+        'weight': 3,
+        'scale': 'yes_no',
+        'points': None,
+        'allow_na': True,
+    },
+]
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
 
@@ -70,7 +109,7 @@ def upgrade() -> None:
         now = now.replace(tzinfo=None)  # as app/store/models.py UTCDateTime stores it there
     op.bulk_insert(
         rubrics,
-        [{'version': 1, 'criteria': [as_json(c) for c in DEFAULT_CRITERIA], 'created_by': None, 'created_at': now}],
+        [{'version': 1, 'criteria': SEED_CRITERIA, 'created_by': None, 'created_at': now}],
     )
 
 
