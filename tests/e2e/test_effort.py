@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.chat import events as kinds
 from app.store.db import Database
@@ -114,6 +114,10 @@ class TestEffortQuestion:
                 assert first.json()["score"] == 6
                 again = await http.put(url, json={"score": 7}, headers=bearer(ada))
                 assert again.status_code == 200, again.text
+                # The same answer again (a widget's retry): answered as stored, nothing added.
+                retry = await http.put(url, json={"score": 7}, headers=bearer(ada))
+                assert retry.status_code == 200, retry.text
+                assert retry.json()["answered_at"] == again.json()["answered_at"]
                 assert await stored(backend, cid) == (
                     7,
                     [kinds.EFFORT_RATED, kinds.EFFORT_RATED],
@@ -174,7 +178,23 @@ class TestEffortQuestion:
                 problem(refused, 409, "effort_not_asked")
                 rated = await http.put(f"{url}/rating", json={"score": 4}, headers=bearer(ada))
                 assert rated.status_code == 200, rated.text
+                # The same rating again (a widget's retry): answered as stored, nothing added.
+                retry = await http.put(f"{url}/rating", json={"score": 4}, headers=bearer(ada))
+                assert retry.status_code == 200, retry.text
+                assert retry.json()["rated_at"] == rated.json()["rated_at"]
             assert await stored(backend, cid) == (None, [], (False, None))
+            db = Database(backend.database_url)
+            try:
+                async with db.read() as session:
+                    ratings = await session.scalar(
+                        select(func.count()).where(
+                            ConversationEvent.conversation_id == uuid.UUID(cid),
+                            ConversationEvent.kind == kinds.RATED,
+                        )
+                    )
+                assert ratings == 1
+            finally:
+                await db.dispose()
         finally:
             await server.stop()
 

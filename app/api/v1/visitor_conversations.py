@@ -242,8 +242,9 @@ async def transcript(
     "/{conversation_id}/rating",
     summary="Rate a closed conversation",
     description="The visitor's satisfaction (CSAT) from 1 to 5, with an optional comment, once "
-    "the conversation has closed and for 7 days after; sending it again replaces it. Stored on "
-    "the conversation and as a `conversation.rated` event in its log.",
+    "the conversation has closed and for 7 days after; sending another replaces it, sending the "
+    "same again changes nothing (a retry is safe). Stored on the conversation and as a "
+    "`conversation.rated` event in its log.",
     responses=responses(401, 404, 409, 422, 503),
 )
 async def rate(
@@ -266,6 +267,19 @@ async def rate(
             conversation_id=str(conversation_id),
         )
     comment = (body.comment or "").strip() or None
+    if (
+        conversation.rated_at is not None
+        and conversation.rating == body.score
+        and conversation.rating_comment == comment
+    ):
+        # The same answer again (a retry whose first answer was lost): nothing new to store,
+        # no second event or webhook.
+        return RatingOut(
+            conversation_id=conversation.id,
+            score=body.score,
+            comment=comment,
+            rated_at=conversation.rated_at,
+        )
     conversation.rating = body.score
     conversation.rating_comment = comment
     conversation.rated_at = now
@@ -293,9 +307,9 @@ async def rate(
     "company made it easy to handle their issue, from 1 (strongly disagree) to 7 (strongly "
     "agree). Only for a conversation whose close asked it (`effort_asked` in its "
     "`conversation.closed`, when the effort survey was on), for 7 days after the close, with "
-    "or without a CSAT rating; sending it again replaces it. Stored on the conversation and as "
-    "a `conversation.effort_rated` event in its log. 409 `effort_not_asked` when the question "
-    "was not asked.",
+    "or without a CSAT rating; sending another replaces it, the same again changes nothing. "
+    "Stored on the conversation and as a `conversation.effort_rated` event in its log. 409 "
+    "`effort_not_asked` when the question was not asked.",
     responses=responses(401, 404, 409, 422, 503),
 )
 async def answer_effort(
@@ -327,6 +341,11 @@ async def answer_effort(
         raise RatingClosed(
             "This conversation closed more than 7 days ago; it can no longer be rated.",
             conversation_id=str(conversation_id),
+        )
+    if conversation.effort_at is not None and conversation.effort == body.score:
+        # The same answer again (a retry): nothing new to store, no second event or webhook.
+        return EffortOut(
+            conversation_id=conversation.id, score=body.score, answered_at=conversation.effort_at
         )
     conversation.effort = body.score
     conversation.effort_at = now
