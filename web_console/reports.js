@@ -545,7 +545,7 @@ function renderTransfers(s, t) {
   parts.push(
     transferTable(t.by_skill, "skill", "Transfers by skill (sent to, else the chat's)", "rp-transfers-skill", "No skill"),
     // a cold transfer counts under its receiver once routing gives the chat to someone
-    transferTable(t.by_agent, "agent", "Transfers by receiving agent", "rp-transfers-agent", "Cold, not taken yet"),
+    transferTable(t.by_agent, "agent", "Transfers by receiving agent", "rp-transfers-agent", "Not taken yet or agent deleted"),
     conv && conv.total?.transferred ? transferTable(conv.by_agent, "agent", "Transferred chats and ping-pong by last agent", "rp-pingpong-agent", "No agent") : null,
   );
   fill(s.transferBox, parts);

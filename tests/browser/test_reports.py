@@ -578,7 +578,7 @@ async def test_transfer_and_quality_sections(browser: Browser, server: Server, d
         await expect(agents.first.locator("th")).to_have_text("Ann")
         await expect(col(agents.first, "declined")).to_have_text("2")
         await expect(col(agents.first, "accept_median_s")).to_have_text("30 s")
-        await expect(agents.last.locator("th")).to_have_text("Cold, not taken yet")
+        await expect(agents.last.locator("th")).to_have_text("Not taken yet or agent deleted")
         await expect(col(agents.last, "accept_median_s")).to_have_text("—")
         skills = console.t("rp-transfers-skill-row")
         await expect(col(skills.first, "expired")).to_have_text("1")

@@ -51,7 +51,8 @@ class SkillRow(BaseModel):
 
 class AgentRow(BaseModel):
     agent: Ref | None = Field(
-        description="The receiver; null for a cold transfer nobody has taken yet."
+        description="The receiver; null for a cold transfer nobody has taken yet, and for "
+        "transfers accepted by an agent deleted since."
     )
     transfers: int = Field(description="Transfers this agent accepted (or was routed, cold).")
     with_repeat: int
