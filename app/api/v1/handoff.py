@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import NowDep, SessionDep
 from app.api.errors import responses
+from app.api.spreadsheet import cell
 from app.api.v1.admin_agents import StaffAgent, refuse
 from app.api.v1.transfer_schemas import (
     CSV_COLUMNS,
@@ -337,7 +338,7 @@ async def transfer_report(
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in csv_lines(answer):
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: cell(v) for k, v in row.items()})
     name = f"transfers-{since:%Y%m%d}-{until:%Y%m%d}.csv"
     return Response(
         out.getvalue(),

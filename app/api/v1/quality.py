@@ -27,6 +27,7 @@ from app.api.access import AdminAccess, ConversationsRead, Principal, Requires
 from app.api.body import RequestBody
 from app.api.deps import CurrentAgent, NowDep, SessionDep
 from app.api.errors import responses
+from app.api.spreadsheet import cell
 from app.api.v1.handoff import MAX_REPORT_DAYS, report_window
 from app.api.v1.reports import CSV_TYPE, _zone
 from app.chat.errors import ConversationNotFound
@@ -562,7 +563,7 @@ def _csv(rows: list[QualityLine], keys: list[str]) -> str:
     for row in rows:
         cells = [row.group, row.name, row.reviews, row.scored, row.average_score]
         cells += [row.criteria.get(key) for key in keys]
-        writer.writerow(["" if cell is None else cell for cell in cells])
+        writer.writerow([cell(value) for value in cells])
     return out.getvalue()
 
 

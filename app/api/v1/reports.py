@@ -22,6 +22,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from app.api.access import Principal, Requires
 from app.api.deps import NowDep, SessionDep, SettingsDep
 from app.api.errors import responses
+from app.api.spreadsheet import cell
 from app.api.v1.admin_agents import refuse
 from app.api.v1.handoff import MAX_REPORT_DAYS, report_window
 from app.reports import repository
@@ -161,7 +162,7 @@ def _csv(rows: list[ReportLine]) -> str:
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.model_dump().items()})
+        writer.writerow({k: cell(v) for k, v in row.model_dump().items()})
     return out.getvalue()
 
 
