@@ -15,18 +15,29 @@ import csv
 import io
 import uuid
 from dataclasses import asdict
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import NowDep, SessionDep
 from app.api.errors import responses
 from app.api.spreadsheet import cell
 from app.api.v1.admin_agents import StaffAgent, refuse
+from app.api.v1.report_query import (
+    CSV_TYPE,
+    MAX_REPORT_DAYS,
+    AcceptHeader,
+    Format,
+    Since,
+    Until,
+    csv_download,
+    report_window,
+    wants_csv,
+)
 from app.api.v1.transfer_schemas import (
     CSV_COLUMNS,
     REPORT_EXAMPLE,
@@ -52,16 +63,10 @@ from app.store.models import ConversationState, TransferKind
 
 router = APIRouter(tags=["handoff"])
 
-# The report's default window: a week smooths out the day-of-week swings of a support desk.
-DEFAULT_REPORT_DAYS = 7
-# A year (a leap one included) is the longest window: enough for year-on-year comparisons,
-# and it keeps one request from scanning every transfer ever stored.
-MAX_REPORT_DAYS = 366
 # Shares are ratios for people to read; four decimals is a hundredth of a per cent.
 SHARE_DIGITS = 4
 # Durations in seconds to the millisecond, as the conversation report shows them.
 SECONDS_DIGITS = 3
-CSV_TYPE = "text/csv"
 
 
 # --- the escalated list ------------------------------------------------------------------------
@@ -182,25 +187,6 @@ def _accept(times: AcceptTimes) -> dict[str, float | None]:
     }
 
 
-def report_window(
-    since: datetime | None, until: datetime | None, now: datetime
-) -> tuple[datetime, datetime]:
-    """A report's `[since, until)`: the last week by default; refused (422) unless
-    `since < until` and the two are at most MAX_REPORT_DAYS apart. Shared by the reports."""
-    if until is None:
-        until = now
-    if since is None:
-        try:
-            since = until - timedelta(days=DEFAULT_REPORT_DAYS)
-        except OverflowError:  # `until` within a week of year 1
-            refuse((("query", "until"), "too early to report the week before it"))
-    if until <= since:
-        refuse((("query", "until"), "must be after since"))
-    if until - since > timedelta(days=MAX_REPORT_DAYS):
-        refuse((("query", "since"), f"the range may span at most {MAX_REPORT_DAYS} days"))
-    return since, until
-
-
 def _conversation_line(totals: Totals, bounced: int) -> dict[str, Any]:
     # The transfer rate is the conversation report's own line(), so the two never disagree.
     shown = line(totals)
@@ -313,38 +299,21 @@ async def transfer_report(
     _staff: StaffAgent,
     session: SessionDep,
     now: NowDep,
-    since: Annotated[
-        AwareDatetime | None,
-        Query(description="Start, inclusive: ISO 8601 with a time zone. Default: until - 7 d."),
-    ] = None,
-    until: Annotated[
-        AwareDatetime | None,
-        Query(description="End, exclusive: ISO 8601 with a time zone. Default: now."),
-    ] = None,
-    format: Annotated[
-        Literal["json", "csv"] | None,
-        Query(description="`csv` for CSV; default: by the Accept header, else JSON."),
-    ] = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    since: Since = None,
+    until: Until = None,
+    format: Format = None,
+    accept: AcceptHeader = None,
 ) -> TransferReport | Response:
     since, until = report_window(since, until, now)
     answer = await _report(session, since=since, until=until)
-    wants_csv = format == "csv" or (
-        format is None and accept is not None and CSV_TYPE in accept.lower()
-    )
-    if not wants_csv:
+    if not wants_csv(format, accept):
         return answer
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in csv_lines(answer):
         writer.writerow({k: cell(v) for k, v in row.items()})
-    name = f"transfers-{since:%Y%m%d}-{until:%Y%m%d}.csv"
-    return Response(
-        out.getvalue(),
-        media_type=f"{CSV_TYPE}; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return csv_download(out.getvalue(), f"transfers-{since:%Y%m%d}-{until:%Y%m%d}.csv")
 
 
 async def _report(session: AsyncSession, *, since: datetime, until: datetime) -> TransferReport:

@@ -16,9 +16,9 @@ import csv
 import io
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,8 +28,18 @@ from app.api.body import RequestBody
 from app.api.deps import CurrentAgent, NowDep, SessionDep
 from app.api.errors import responses
 from app.api.spreadsheet import cell
-from app.api.v1.handoff import MAX_REPORT_DAYS, report_window
-from app.api.v1.reports import CSV_TYPE, _zone
+from app.api.v1.report_query import (
+    CSV_TYPE,
+    MAX_REPORT_DAYS,
+    AcceptHeader,
+    Format,
+    Since,
+    Until,
+    check_zone,
+    csv_download,
+    report_window,
+    wants_csv,
+)
 from app.chat.errors import ConversationNotFound
 from app.errors import Forbidden
 from app.quality import scoring
@@ -457,11 +467,11 @@ async def delete_review(review_id: ReviewId, by: Reviewer, session: SessionDep) 
     return Response(status_code=204)
 
 
-Since = Annotated[
+ClosedSince = Annotated[
     AwareDatetime | None,
     Query(description="Conversations closed from (inclusive, ISO 8601 with a zone)."),
 ]
-Until = Annotated[
+ClosedUntil = Annotated[
     AwareDatetime | None, Query(description="Conversations closed before (exclusive).")
 ]
 
@@ -477,8 +487,8 @@ async def list_reviews(
     _reader: StaffRead,
     session: SessionDep,
     agent_id: Annotated[uuid.UUID | None, Query(description="The agent reviewed.")] = None,
-    since: Since = None,
-    until: Until = None,
+    since: ClosedSince = None,
+    until: ClosedUntil = None,
 ) -> ReviewList:
     rows = await quality_service.reviews(
         session, agent_id=agent_id, since=since, until=until, limit=LIST_LIMIT
@@ -494,7 +504,7 @@ async def list_reviews(
     responses={200: {"model": ReviewList}, **responses(401, 403, 422, 503)},
 )
 async def my_reviews(
-    agent: CurrentAgent, session: SessionDep, since: Since = None, until: Until = None
+    agent: CurrentAgent, session: SessionDep, since: ClosedSince = None, until: ClosedUntil = None
 ) -> ReviewList:
     rows = await quality_service.reviews(
         session, agent_id=agent.id, since=since, until=until, limit=LIST_LIMIT
@@ -607,28 +617,19 @@ async def quality_report(
     _reader: StaffRead,
     session: SessionDep,
     now: NowDep,
-    since: Annotated[
-        AwareDatetime | None,
-        Query(description="Start, inclusive: ISO 8601 with a time zone. Default: until - 7 d."),
-    ] = None,
-    until: Annotated[
-        AwareDatetime | None,
-        Query(description="End, exclusive: ISO 8601 with a time zone. Default: now."),
-    ] = None,
+    since: Since = None,
+    until: Until = None,
     group_by: Annotated[
         QualityGroupBy, Query(description="How rows are grouped.")
     ] = QualityGroupBy.AGENT,
     tz: Annotated[
         str, Query(max_length=64, description="IANA time zone of the day buckets.")
     ] = "UTC",
-    format: Annotated[
-        Literal["json", "csv"] | None,
-        Query(description="`csv` for CSV; default: by the Accept header, else JSON."),
-    ] = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    format: Format = None,
+    accept: AcceptHeader = None,
 ) -> QualityReport | Response:
     since, until = report_window(since, until, now)
-    _zone(tz)
+    check_zone(tz)
     found = await quality_service.report(
         session, since=since, until=until, group_by=group_by, zone=tz
     )
@@ -637,17 +638,10 @@ async def quality_report(
         _line(key, found.rows[key], None if key is None else found.names.get(key))
         for key in ordered
     ]
-    wants_csv = format == "csv" or (
-        format is None and accept is not None and CSV_TYPE in accept.lower()
-    )
-    if wants_csv:
+    if wants_csv(format, accept):
         keys = sorted(found.labels) if group_by is not QualityGroupBy.CRITERION else []
         name = f"quality-by-{group_by.value}-{since:%Y%m%d}-{until:%Y%m%d}.csv"
-        return Response(
-            _csv(rows, keys),
-            media_type=f"{CSV_TYPE}; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return csv_download(_csv(rows, keys), name)
     return QualityReport(
         since=since,
         until=until,

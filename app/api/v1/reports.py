@@ -8,31 +8,37 @@ figures kept in `conversation_metrics` (`app/reports`), never the event logs.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from app.api.access import Principal, Requires
 from app.api.deps import NowDep, SessionDep, SettingsDep
 from app.api.errors import responses
 from app.api.spreadsheet import cell
-from app.api.v1.admin_agents import refuse
-from app.api.v1.handoff import MAX_REPORT_DAYS, report_window
+from app.api.v1.report_query import (
+    CSV_TYPE,
+    MAX_REPORT_DAYS,
+    AcceptHeader,
+    Format,
+    Since,
+    Until,
+    check_zone,
+    csv_download,
+    report_window,
+    wants_csv,
+)
 from app.reports import repository
 from app.reports.figures import GroupBy, Line, Totals, line
 
 router = APIRouter(tags=["reports"])
 ReportsAccess = Annotated[Principal, Depends(Requires("reports:read", staff=True))]
 
-# The range rules (a week by default, a year at most) are the transfer report's: report_window.
-CSV_TYPE = "text/csv"
 
 LINE_EXAMPLE: dict[str, Any] = {
     "group": "2026-12-01",
@@ -134,19 +140,6 @@ class ConversationReport(BaseModel):
     )
 
 
-@functools.cache
-def _zones() -> frozenset[str]:
-    # The tz database's zone names, without the machine's own (`localtime`): a report must not
-    # change with the server it runs on, and PostgreSQL must know the name too. A membership
-    # test, not `ZoneInfo(tz)`, which also opens directories ("America") and odd paths.
-    return frozenset(available_timezones() - {"localtime", "posixrules"})
-
-
-def _zone(tz: str) -> None:
-    if tz not in _zones():
-        refuse((("query", "tz"), "not an IANA time zone name"))
-
-
 def _out(key: str | None, found: Line, named: repository.Named | None) -> ReportLine:
     return ReportLine(
         group=key,
@@ -212,14 +205,8 @@ async def conversation_report(
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
-    since: Annotated[
-        AwareDatetime | None,
-        Query(description="Start, inclusive: ISO 8601 with a time zone. Default: until - 7 d."),
-    ] = None,
-    until: Annotated[
-        AwareDatetime | None,
-        Query(description="End, exclusive: ISO 8601 with a time zone. Default: now."),
-    ] = None,
+    since: Since = None,
+    until: Until = None,
     group_by: Annotated[GroupBy, Query(description="How rows are grouped.")] = GroupBy.DAY,
     tz: Annotated[
         str,
@@ -237,14 +224,11 @@ async def conversation_report(
             "`group_by=tag`: the issue types of one skill's queue).",
         ),
     ] = None,
-    format: Annotated[
-        Literal["json", "csv"] | None,
-        Query(description="`csv` for CSV; default: by the Accept header, else JSON."),
-    ] = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    format: Format = None,
+    accept: AcceptHeader = None,
 ) -> ConversationReport | Response:
     since, until = report_window(since, until, now)
-    _zone(tz)
+    check_zone(tz)
     window = timedelta(seconds=settings.fcr_window)
     found = {
         grouping: await repository.totals(
@@ -265,16 +249,9 @@ async def conversation_report(
     rows = [
         _out(key, line(groups[key]), None if key is None else named.get(key)) for key in ordered
     ]
-    wants_csv = format == "csv" or (
-        format is None and accept is not None and CSV_TYPE in accept.lower()
-    )
-    if wants_csv:
+    if wants_csv(format, accept):
         name = f"conversations-by-{group_by.value}-{since:%Y%m%d}-{until:%Y%m%d}.csv"
-        return Response(
-            _csv(rows),
-            media_type=f"{CSV_TYPE}; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return csv_download(_csv(rows), name)
     return ConversationReport(
         since=since,
         until=until,
