@@ -559,6 +559,17 @@ class TestWebhookPayloads:
                     lambda: any(p["type"] == "csat.submitted" for p in sent_to(up, cid)),
                     what="Ada's rating's webhook",
                 )
+
+                async def recorded() -> bool:
+                    # Received is not yet recorded: the dispatcher marks a delivery delivered
+                    # just after the endpoint's answer. The snapshot below must not race it.
+                    return all(
+                        d.status is WebhookDeliveryStatus.DELIVERED
+                        for d in await deliveries(backend, cid)
+                        if str(d.endpoint_id) == up_id
+                    )
+
+                await wait_for(recorded, what="Ada's deliveries to the working endpoint recorded")
                 wordy = [p for p in sent_to(up, cid) if p["type"] in WORDY_TYPES]
                 assert all(keeps_words(p) for p in wordy)  # what the erasure must remove
                 before = await deliveries(backend, cid)
